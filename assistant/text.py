@@ -1,0 +1,134 @@
+"""Chinese text utilities shared by every stage: normalisation, sentence spans,
+jieba term tokens and tiktoken counts.
+
+Heavy objects (the jieba dictionary, the tiktoken encoding) are created once per
+process behind a lock, on first use, and are read-only afterwards.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+from collections.abc import Iterable
+from functools import lru_cache
+
+SENTENCE_END = "。！？；!?;"
+_CLOSERS = "”’」』）)】》\"'"
+_SPLIT_RE = re.compile(rf"[{re.escape(SENTENCE_END)}]+[{re.escape(_CLOSERS)}]*|\n+")
+
+ENCODING_NAME = "o200k_base"
+
+
+def normalize(text: str) -> str:
+    """NFKC (full-width digits, letters and punctuation → half-width), lower case,
+    whitespace collapsed. Use for *matching* only; stored text is never normalised.
+
+    >>> normalize("签约率达３５％ ， ＯＫ")
+    '签约率达35%,ok'
+    """
+    t = unicodedata.normalize("NFKC", text).lower()
+    return re.sub(r"\s+", "", t)
+
+
+def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+    """Split ``text[start:end]`` into sentences on 。！？；!?; and line breaks.
+
+    Returns absolute ``(start, end)`` offsets with surrounding whitespace trimmed;
+    a closing quote or bracket stays with its sentence.
+
+    >>> t = "甲。乙“丙。”丁"
+    >>> [t[a:b] for a, b in sentence_spans(t)]
+    ['甲。', '乙“丙。”', '丁']
+    """
+    end = len(text) if end is None else end
+    spans: list[tuple[int, int]] = []
+    pos = start
+    for m in _SPLIT_RE.finditer(text, start, end):
+        _append_trimmed(text, pos, m.end(), spans)
+        pos = m.end()
+    _append_trimmed(text, pos, end, spans)
+    return spans
+
+
+def _append_trimmed(text: str, a: int, b: int, out: list[tuple[int, int]]) -> None:
+    while a < b and text[a].isspace():
+        a += 1
+    while b > a and text[b - 1].isspace():
+        b -= 1
+    if b > a and not all(ch in "|" for ch in text[a:b]):
+        out.append((a, b))
+
+
+# --- jieba -----------------------------------------------------------------------
+
+_jieba_lock = threading.Lock()
+_jieba = None
+
+_STOP = frozenset(
+    "的 了 和 与 及 等 在 是 为 对 将 把 被 从 以 于 并 或 也 都 而 其 之 中 上 下 个 年 "
+    "有 多少 什么 哪些 哪个 怎么 如何 是否 吗 呢 吧 啊 请问 请 一下 各 每 这 那 该 "
+    "市 方面 情况 工作 提出 要求 主要 分别 各自 达到 达 到 目标 the a an of to in and or is are what how".split()
+)
+
+
+def _tokenizer():  # noqa: ANN202 - jieba has no type stubs
+    global _jieba
+    if _jieba is None:
+        with _jieba_lock:
+            if _jieba is None:
+                import logging
+
+                import jieba
+
+                jieba.setLogLevel(logging.WARNING)
+                tok = jieba.Tokenizer()
+                tok.initialize()
+                _jieba = tok
+    return _jieba
+
+
+def terms(text: str, *, keep_stopwords: bool = False) -> list[str]:
+    """jieba search-mode terms of ``text``, normalised, punctuation and stop words dropped.
+
+    Search mode also yields the sub-words of long words (签约率 → 签约, 签约率), so a
+    question's phrasing and a report's phrasing meet more often.
+    """
+    norm = unicodedata.normalize("NFKC", text).lower()
+    out = []
+    for w in _tokenizer().cut_for_search(norm):
+        w = w.strip()
+        if not w or not any(ch.isalnum() for ch in w):
+            continue
+        if not keep_stopwords and w in _STOP:
+            continue
+        out.append(w)
+    return out
+
+
+def warm_up() -> None:
+    """Load jieba's dictionary now (~1 s) instead of on the first question."""
+    _tokenizer()
+
+
+# --- tiktoken -------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _encoding():  # noqa: ANN202
+    from .runtime import apply_process_defaults
+
+    apply_process_defaults()
+    import tiktoken
+
+    return tiktoken.get_encoding(ENCODING_NAME)
+
+
+def count_tokens(text: str) -> int:
+    """tiktoken count (``o200k_base``), the unit of every budget in this project."""
+    return len(_encoding().encode(text, disallowed_special=()))
+
+
+def count_tokens_many(texts: Iterable[str]) -> list[int]:
+    enc = _encoding()
+    return [len(x) for x in enc.encode_batch(list(texts), disallowed_special=())]

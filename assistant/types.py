@@ -1,0 +1,232 @@
+"""Immutable data passed between pipeline stages.
+
+Flow: ``LoadedFile`` (loading) → ``Document`` (cleaning) → ``Section`` tree
+(outline) → ``Chunk`` (chunking) → ``ScoredChunk`` (retrieval) → ``Answer``
+(answer/extractive + verification).  Every type is a frozen dataclass; derive a
+changed copy with :func:`dataclasses.replace`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+YearRole = Literal["review", "plan", "unknown"]
+AnswerMode = Literal["llm", "extractive"]
+
+
+@dataclass(frozen=True)
+class LoadedFile:
+    """A file read from disk and decoded to text (HTML/PDF/DOCX converted to lines)."""
+
+    path: str
+    text: str
+    fmt: str  # txt | md | html | pdf | docx
+    encoding: str  # the encoding the bytes were decoded with ("utf-8", "gb18030", "binary")
+    sha256: str  # of the raw bytes: the manifest key for incremental ingest
+    html_title: str | None = None
+
+
+@dataclass(frozen=True)
+class YearInfo:
+    """A year a report covers and what it says about it (review of work done, or a plan)."""
+
+    year: int
+    role: YearRole
+
+
+@dataclass(frozen=True)
+class DocMeta:
+    """Document-level metadata, detected by rules and overridable by a sidecar file."""
+
+    title: str
+    city: str | None = None
+    province: str | None = None
+    years: tuple[YearInfo, ...] = ()
+    issuer: str | None = None
+    date: str | None = None  # ISO yyyy-mm-dd
+    extra: tuple[tuple[str, str], ...] = ()  # boilerplate fields kept as metadata (索引号, ...)
+
+    @property
+    def year_list(self) -> tuple[int, ...]:
+        return tuple(y.year for y in self.years)
+
+    def role_of(self, year: int) -> YearRole:
+        for y in self.years:
+            if y.year == year:
+                return y.role
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class Document:
+    """A cleaned report: ``text`` is what every offset in sections and chunks points into."""
+
+    doc_id: str
+    source_path: str
+    text: str
+    meta: DocMeta
+    content_hash: str
+    fmt: str = "txt"
+
+    @property
+    def label(self) -> str:
+        """Short human label such as ``东莞市 2024年回顾 2025年计划``."""
+        parts = [self.meta.city or ""]
+        for y in self.meta.years:
+            parts.append(f"{y.year}年" + {"review": "工作总结", "plan": "工作要点"}.get(y.role, ""))
+        return " ".join(p for p in parts if p) or self.meta.title
+
+
+@dataclass(frozen=True)
+class Section:
+    """A node in a document's outline.
+
+    ``start``/``end`` cover the heading and everything under it (children included);
+    ``body_start`` is where the text after the heading sentence begins.
+    The root section has ``level == 0`` and an empty heading.
+    """
+
+    heading: str
+    level: int
+    start: int
+    end: int
+    body_start: int
+    path: tuple[str, ...] = ()
+    departments: tuple[str, ...] = ()
+    year: int | None = None  # a year named by this heading or inherited from an ancestor
+    role: YearRole = "unknown"
+    children: tuple[Section, ...] = ()
+
+    def walk(self) -> list[Section]:
+        """This section and all descendants, depth first in document order."""
+        out = [self]
+        for c in self.children:
+            out.extend(c.walk())
+        return out
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A retrievable unit: an exact span ``doc.text[start:end]`` plus its context."""
+
+    chunk_id: str
+    doc_id: str
+    text: str
+    start: int
+    end: int
+    section_path: tuple[str, ...]
+    heading: str
+    title: str
+    city: str | None
+    doc_years: tuple[int, ...]
+    year: int | None
+    role: YearRole
+    departments: tuple[str, ...]
+    token_count: int
+    embed_text: str  # label + heading path + text: what the embedder and BM25 see
+    source_path: str = ""
+    ordinal: int = 0  # position within the document
+
+    @property
+    def path_str(self) -> str:
+        return " › ".join(self.section_path)
+
+
+@dataclass(frozen=True)
+class ScoredChunk:
+    """A chunk with its fused score and the per-retriever ranks that produced it."""
+
+    chunk: Chunk
+    score: float
+    dense_rank: int | None = None
+    keyword_rank: int | None = None
+    dense_score: float | None = None
+    keyword_score: float | None = None
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Metadata filters, given explicitly or inferred from the question."""
+
+    cities: tuple[str, ...] = ()
+    years: tuple[int, ...] = ()
+    doc_ids: tuple[str, ...] = ()
+    role: YearRole | None = None
+    inferred: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not (self.cities or self.years or self.doc_ids)
+
+    def describe(self) -> str:
+        parts = []
+        if self.cities:
+            parts.append("城市=" + "、".join(self.cities))
+        if self.years:
+            parts.append("年份=" + "、".join(str(y) for y in self.years))
+        if self.role and self.role != "unknown":
+            parts.append("类型=" + {"review": "总结/回顾", "plan": "要点/计划"}[self.role])
+        if self.doc_ids:
+            parts.append("报告=" + "、".join(self.doc_ids))
+        return ";".join(parts) or "无"
+
+
+@dataclass(frozen=True)
+class Citation:
+    """What an inline marker ``[n]`` points to."""
+
+    marker: int
+    chunk_id: str
+    doc_id: str
+    title: str
+    city: str | None
+    year: int | None
+    section_path: tuple[str, ...]
+    quote: str  # the cited sentence(s), exact source text
+    start: int  # character offsets of ``quote`` in the cleaned document text
+    end: int
+    source_path: str = ""
+
+
+@dataclass(frozen=True)
+class SentenceCheck:
+    """Verification verdict for one answer sentence."""
+
+    text: str
+    markers: tuple[int, ...]
+    supported: bool
+    reason: str = ""
+    missing_numbers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The result of :meth:`assistant.Assistant.ask`."""
+
+    question: str
+    text: str
+    citations: tuple[Citation, ...]
+    refused: bool
+    mode: AnswerMode
+    warnings: tuple[str, ...] = ()
+    sentences: tuple[SentenceCheck, ...] = ()
+    contexts: tuple[ScoredChunk, ...] = ()
+    filters: Filters = field(default_factory=Filters)
+    standalone_question: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    timings: tuple[tuple[str, float], ...] = ()  # (stage, seconds)
+    model: str | None = None
+
+    @property
+    def unsupported(self) -> tuple[SentenceCheck, ...]:
+        return tuple(s for s in self.sentences if not s.supported)
+
+    def timing(self, stage: str) -> float:
+        return sum(t for s, t in self.timings if s == stage)
