@@ -1,0 +1,1 @@
+"""Evaluation data: the hand-written gold set and its validator."""
