@@ -1,0 +1,237 @@
+"""Command line: ``assistant ingest | docs | sections | ask | chat | eval | ui``.
+
+Typer gives typed options and help for free; rich draws progress bars and tables.
+The CLI only calls the ``assistant`` package; it holds no logic of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .config import PROJECT_ROOT, Settings
+from .errors import AssistantError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Question answering with verified citations over Chinese health-policy reports.")
+console = Console()
+err = Console(stderr=True)
+
+
+def _assistant():  # noqa: ANN202
+    from .facade import Assistant
+
+    return Assistant(Settings.load())
+
+
+def _fail(exc: AssistantError) -> None:
+    err.print(f"[red]error:[/red] {exc}")
+    raise typer.Exit(2)
+
+
+class _RichProgress:
+    """Adapter from the ingest progress protocol to a rich progress display."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.p = progress
+        self.files_task = progress.add_task("files", total=0)
+        self.chunks_task = progress.add_task("chunks", total=0)
+
+    def files(self, total: int) -> None:
+        self.p.update(self.files_task, total=total)
+
+    def file_done(self, path: str, status: str) -> None:
+        self.p.update(self.files_task, advance=1, description=f"files ({Path(path).name}: {status})")
+
+    def chunks(self, total: int) -> None:
+        task = self.p.tasks[self.chunks_task]
+        self.p.update(self.chunks_task, total=(task.total or 0) + total)
+
+    def chunks_done(self, n: int) -> None:
+        self.p.update(self.chunks_task, advance=n)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders (default: seeds/)")] = None,
+    prune: Annotated[bool, typer.Option(help="Remove documents whose files are gone")] = False,
+    rebuild: Annotated[bool, typer.Option(help="Drop the index and re-embed everything")] = False,
+) -> None:
+    """Parse, chunk, embed and index reports (incremental: unchanged files are skipped)."""
+    targets = [str(p) for p in (paths or [PROJECT_ROOT / "seeds"])]
+    try:
+        a = _assistant()
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=err, transient=False, disable=not err.is_terminal) as prog:
+            report = a.ingest(targets, prune=prune, rebuild=rebuild, progress=_RichProgress(prog))
+    except AssistantError as exc:
+        _fail(exc)
+        return
+    for note in report.repaired:
+        console.print(f"[yellow]repaired:[/yellow] {note}")
+    for r in report.results:
+        colour = {"failed": "red", "duplicate": "yellow", "removed": "yellow"}.get(r.status, "green")
+        extra = f" — {r.error}" if r.error else ""
+        console.print(f"[{colour}]{r.status:9}[/{colour}] {r.path} ({r.chunks} chunks){extra}")
+    counts = {s: len(report.of(s)) for s in ("added", "updated", "unchanged", "failed", "duplicate", "removed")}
+    console.print(f"{report.chunks_added} chunks written in {report.seconds:.1f}s; "
+                  + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def docs(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List indexed documents with metadata and chunk counts."""
+    try:
+        items = _assistant().documents()
+    except AssistantError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        print(json.dumps([asdict(d) for d in items], ensure_ascii=False, indent=2))
+        return
+    t = Table("doc id", "file", "city", "years", "title", "issuer", "date", "chunks")
+    for d in items:
+        years = " ".join(f"{y}({ {'review': '回顾', 'plan': '计划'}.get(r, '?') })" for y, r in d.years)
+        t.add_row(d.doc_id, Path(d.path).name, d.city or "?", years, d.title, d.issuer or "", d.date or "",
+                  str(d.chunks))
+    console.print(t)
+
+
+@app.command()
+def sections(doc: Annotated[str, typer.Argument(help="doc id (or prefix), file name or stem")]) -> None:
+    """Print a document's parsed outline as a tree."""
+    from .ingest import parse_file
+    from .outline import outline_lines
+
+    try:
+        a = _assistant()
+        d = a.find_document(doc)
+        if Path(d.path).exists():
+            _doc, root, _chunks = parse_file(d.path, a.settings.chunk)
+            lines = outline_lines(root)
+        else:  # the file is gone (or on another machine): rebuild the outline from chunk paths
+            seen: dict[tuple[str, ...], None] = {}
+            for c in a.chunks_of(d.doc_id):
+                for i in range(1, len(c.section_path) + 1):
+                    seen.setdefault(c.section_path[:i], None)
+            lines = ["  " * (len(p) - 1) + p[-1] for p in seen]
+    except AssistantError as exc:
+        _fail(exc)
+        return
+    console.print(f"[bold]{d.title}[/bold]  ({d.city or '?'}; {Path(d.path).name})", highlight=False)
+    for line in lines:
+        console.print(line, highlight=False, markup=False)
+
+
+def _print_answer(ans, as_json: bool) -> None:  # noqa: ANN001
+    if as_json:
+        print(json.dumps(answer_to_dict(ans), ensure_ascii=False, indent=2))
+        return
+    badge = "离线抽取模式" if ans.mode == "extractive" else f"LLM: {ans.model}"
+    console.print(f"[dim]{badge} · 筛选: {ans.filters.describe()}[/dim]")
+    console.print(("[yellow]" if ans.refused else "") + ans.text, highlight=False)
+    for s in ans.unsupported:
+        console.print(f"[red]⚠ 未被引文支持（{s.reason}）:[/red] {s.text}", highlight=False)
+    for w in ans.warnings:
+        if not w.startswith("未被引文支持"):
+            console.print(f"[yellow]注意:[/yellow] {w}", highlight=False)
+    if ans.citations:
+        console.print("\n[bold]来源[/bold]")
+    for c in ans.citations:
+        console.print(f"[{c.marker}] {c.city or ''} {c.year or ''} 《{c.title}》 {' › '.join(c.section_path)}",
+                      highlight=False, markup=False)
+        console.print(f"    “{c.quote}” (字符 {c.start}–{c.end})", highlight=False, markup=False)
+
+
+def answer_to_dict(ans) -> dict:  # noqa: ANN001
+    d = asdict(ans)
+    d["contexts"] = [
+        {"chunk_id": sc.chunk.chunk_id, "doc_id": sc.chunk.doc_id, "city": sc.chunk.city, "year": sc.chunk.year,
+         "section_path": list(sc.chunk.section_path), "score": sc.score, "dense_rank": sc.dense_rank,
+         "keyword_rank": sc.keyword_rank}
+        for sc in ans.contexts
+    ]
+    return d
+
+
+@app.command()
+def ask(
+    question: str,
+    city: Annotated[str | None, typer.Option(help="Only this city, e.g. 东莞市")] = None,
+    year: Annotated[int | None, typer.Option(help="Only this year")] = None,
+    doc: Annotated[str | None, typer.Option(help="Only this document (id or file name)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the answer object as JSON")] = False,
+) -> None:
+    """Answer one question with cited sources."""
+    try:
+        a = _assistant()
+        if as_json:
+            _print_answer(a.ask(question, city=city, year=year, doc=doc), True)
+            return
+        final = None
+        for part in a.stream(question, city=city, year=year, doc=doc):
+            if isinstance(part, str):
+                continue
+            final = part
+        _print_answer(final, False)
+    except AssistantError as exc:
+        _fail(exc)
+
+
+@app.command()
+def chat() -> None:
+    """A terminal conversation (follow-up questions use the history). Ctrl-D to quit."""
+    a = _assistant()
+    history: list[tuple[str, str]] = []
+    console.print(f"[dim]{'离线抽取模式' if a.mode == 'extractive' else 'LLM 模式'} — 输入问题，Ctrl-D 退出[/dim]")
+    while True:
+        try:
+            q = console.input("[bold]问> [/bold]").strip()
+        except (EOFError, KeyboardInterrupt):
+            console.print()
+            return
+        if not q:
+            continue
+        try:
+            ans = a.ask(q, history=history)
+        except AssistantError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            continue
+        if ans.standalone_question:
+            console.print(f"[dim]（理解为: {ans.standalone_question}）[/dim]", highlight=False)
+        _print_answer(ans, False)
+        history += [("user", q), ("assistant", ans.text)]
+
+
+@app.command()
+def ui(port: Annotated[int, typer.Option(help="Port")] = 8501,
+       host: Annotated[str, typer.Option(help="Address to bind")] = "127.0.0.1") -> None:
+    """Launch the Streamlit chat UI."""
+    import subprocess
+
+    app_path = Path(__file__).parent / "ui" / "app.py"
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app_path), "--server.headless", "true",
+           "--browser.gatherUsageStats", "false", "--browser.serverAddress", "localhost",
+           "--server.address", host, "--server.port", str(port)]
+    raise typer.Exit(subprocess.call(cmd))
+
+
+def _register_eval() -> None:
+    try:
+        from .evals.cli import eval_command
+    except ImportError:  # the eval harness is optional at import time
+        return
+    app.command(name="eval")(eval_command)
+
+
+_register_eval()

@@ -1,0 +1,96 @@
+"""Context assembly: number the retrieved chunks as sources under a token budget,
+and map an answer's markers back to the exact sentences they cite."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .numbers import numbers_to_check
+from .text import count_tokens, sentence_spans
+from .types import Citation, ScoredChunk
+
+
+@dataclass(frozen=True)
+class Source:
+    number: int
+    sc: ScoredChunk
+
+    @property
+    def label(self) -> str:
+        ch = self.sc.chunk
+        year = f"{ch.year}年" if ch.year else ""
+        return f"{ch.city or ''}{year}《{ch.title}》{ch.path_str}"
+
+
+def assemble(contexts: Sequence[ScoredChunk], budget_tokens: int) -> list[Source]:
+    """De-duplicate (a chunk inside an already chosen span is dropped), keep retrieval
+    order, number from 1, and stop before the rendered sources exceed the budget."""
+    chosen: list[Source] = []
+    used = 0
+    for sc in contexts:
+        ch = sc.chunk
+        if any(s.sc.chunk.doc_id == ch.doc_id and s.sc.chunk.start <= ch.start and ch.end <= s.sc.chunk.end
+               for s in chosen):
+            continue
+        cost = ch.token_count + 40  # the <source ...> wrapper and label
+        if used + cost > budget_tokens and chosen:
+            break
+        chosen.append(Source(len(chosen) + 1, sc))
+        used += cost
+    return chosen
+
+
+def render_sources(sources: Sequence[Source]) -> str:
+    """Sources fenced as data: the prompt tells the model never to follow text inside them."""
+    out = []
+    for s in sources:
+        ch = s.sc.chunk
+        body = ch.text.replace("</source>", "<\\/source>")
+        out.append(
+            f'<source id="{s.number}" city="{ch.city or ""}" year="{ch.year or ""}" '
+            f'title="{ch.title}" section="{ch.path_str}">\n{body}\n</source>'
+        )
+    return "\n\n".join(out)
+
+
+def budget(context_window: int, max_answer_tokens: int, prompt_overhead: int, cap: int | None) -> int:
+    """Tokens left for sources: window − prompt − answer reserve (optionally capped)."""
+    left = context_window - max_answer_tokens - prompt_overhead
+    return max(256, min(left, cap) if cap else left)
+
+
+def cite(answer_sentences: Sequence[tuple[str, tuple[int, ...]]], sources: Sequence[Source],
+         tokenize: Callable[[str], list[str]]) -> tuple[Citation, ...]:
+    """For each marker used, the source sentence that best supports the answer
+    sentences citing it (shared numbers first, then shared terms)."""
+    by_num = {s.number: s for s in sources}
+    best: dict[int, tuple[float, int, int]] = {}
+    for text, markers in answer_sentences:
+        a_terms = set(tokenize(text))
+        a_nums = {n.raw for n in numbers_to_check(text)}
+        for m in markers:
+            src = by_num.get(m)
+            if src is None:
+                continue
+            ch = src.sc.chunk
+            for a, b in sentence_spans(ch.text):
+                s_text = ch.text[a:b]
+                s_nums = {n.raw for n in numbers_to_check(s_text)}
+                score = 2.0 * len(a_nums & s_nums) + len(a_terms & set(tokenize(s_text))) / (1 + len(a_terms))
+                if m not in best or score > best[m][0]:
+                    best[m] = (score, a, b)
+    out = []
+    for m in sorted(best):
+        _score, a, b = best[m]
+        ch = by_num[m].sc.chunk
+        out.append(Citation(
+            marker=m, chunk_id=ch.chunk_id, doc_id=ch.doc_id, title=ch.title, city=ch.city, year=ch.year,
+            section_path=ch.section_path, quote=ch.text[a:b], start=ch.start + a, end=ch.start + b,
+            source_path=ch.source_path,
+        ))
+    return tuple(out)
+
+
+def prompt_tokens(*parts: str) -> int:
+    return sum(count_tokens(p) for p in parts)

@@ -1,0 +1,303 @@
+"""The eval harness: run every gold question through the public API and score it.
+
+:func:`run_eval` asks each question with :meth:`Assistant.ask`, scores the answer
+with :mod:`assistant.evals.metrics`, runs the two reference pipelines of
+:mod:`assistant.evals.baselines` on the same questions, and returns an
+:class:`EvalRun` that :mod:`assistant.evals.report` writes to disk and
+:mod:`assistant.evals.gate` checks.
+
+>>> from assistant.evals.gold import load_gold                      # doctest: +SKIP
+>>> run = run_eval(Assistant.from_settings(), load_gold("evals/gold.jsonl"), mode="extractive")  # doctest: +SKIP
+>>> run.metrics["hit@5"], run.baselines["bm25"].metrics["hit@5"]     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from assistant.config import PROJECT_ROOT
+from assistant.errors import ConfigError, LLMError
+from assistant.types import Answer
+
+from .gold import GoldItem
+from .metrics import ItemScore, aggregate, aggregate_by_category, flatten, score_item
+
+if TYPE_CHECKING:
+    from assistant.facade import Assistant
+    from assistant.llm import LLM
+
+    from .baselines import Baseline
+
+# progress(done, total, label): called after each question (label names the pipeline).
+Progress = Callable[[int, int, str], None]
+
+DEFAULT_CORPUS = PROJECT_ROOT / "seeds"
+MODES = ("extractive", "llm")
+
+# Kept beside the harness (not in prompts/) because it grades the product rather than
+# being part of it; it is only used with --judge.
+JUDGE_PROMPT = """你是严格的评审。根据“参考事实”判断“回答”是否正确，并根据“引文”判断回答是否忠实于引文。
+问题: {question}
+参考事实（每行一个，任一写法即可）:
+{facts}
+回答:
+{answer}
+引文:
+{quotes}
+
+只输出一个 JSON 对象，不要其他文字:
+{{"correctness": 1-5 的整数, "faithfulness": 1-5 的整数, "reason": "不超过40字的理由"}}
+correctness: 5=事实全部正确且完整, 3=部分正确, 1=错误或答非所问。
+faithfulness: 5=每个论断都能在引文中找到, 3=部分能找到, 1=大多找不到。"""
+
+
+@dataclass(frozen=True)
+class JudgeVerdict:
+    correctness: int
+    faithfulness: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """One gold item's outcome, as written to ``items.jsonl``."""
+
+    item: GoldItem
+    answer_text: str
+    refused: bool
+    citations: tuple[dict[str, Any], ...]
+    score: ItemScore
+    seconds: float
+    warnings: tuple[str, ...] = ()
+    error: str | None = None
+    judge: JudgeVerdict | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and self.score.passed
+
+    @property
+    def reasons(self) -> list[str]:
+        return ([f"error: {self.error}"] if self.error else []) + self.score.failure_reasons()
+
+    def to_dict(self) -> dict[str, Any]:
+        s = self.score
+        return {
+            "id": self.item.id, "category": self.item.category, "question": self.item.question,
+            "answerable": self.item.answerable, "answer": self.answer_text, "refused": self.refused,
+            "citations": list(self.citations), "hit_rank": s.first_hit_rank,
+            "evidence_ranks": list(s.evidence_ranks), "facts_found": list(s.facts_found),
+            "facts_missing": list(s.facts_missing), "citation_precision": s.citation_precision,
+            "citation_recall": s.citation_recall, "unsupported_sentences": s.unsupported_sentences,
+            "numbers_missing": list(s.numbers_missing), "passed": self.passed, "reasons": self.reasons,
+            "seconds": round(self.seconds, 4), "warnings": list(self.warnings), "error": self.error,
+            "judge": None if self.judge is None else {"correctness": self.judge.correctness,
+                                                     "faithfulness": self.judge.faithfulness,
+                                                     "reason": self.judge.reason},
+        }
+
+
+@dataclass(frozen=True)
+class BaselineRun:
+    """A reference pipeline's scores on the same items."""
+
+    name: str
+    label: str
+    metrics: dict[str, float]
+    per_category: dict[str, dict[str, float]]
+    scores: tuple[ItemScore, ...]
+    build_seconds: float
+
+
+@dataclass(frozen=True)
+class EvalRun:
+    """Everything one eval produced."""
+
+    mode: str
+    k: int
+    metrics: dict[str, float]
+    per_category: dict[str, dict[str, float]]
+    items: tuple[ItemResult, ...]
+    baselines: dict[str, BaselineRun] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def flat_metrics(self) -> dict[str, float]:
+        """Overall and ``category/metric`` values: what the gate checks."""
+        return flatten(self.metrics, self.per_category)
+
+    def failures(self) -> list[ItemResult]:
+        return [r for r in self.items if not r.passed]
+
+    def failures_by_cause(self) -> dict[str, list[ItemResult]]:
+        """Failing (and partially failing) items grouped by reason, most common first."""
+        groups: dict[str, list[ItemResult]] = {}
+        for r in self.items:
+            for reason in r.reasons:
+                groups.setdefault(reason.split(":", 1)[0], []).append(r)
+        return dict(sorted(groups.items(), key=lambda kv: -len(kv[1])))
+
+
+# --- running -------------------------------------------------------------------------------
+
+
+def _for_mode(assistant: Assistant, mode: str | None) -> Assistant:
+    """The assistant to evaluate: forced offline for ``extractive``; ``llm`` needs an LLM."""
+    if mode is None:
+        return assistant
+    if mode not in MODES:
+        raise ConfigError(f"Unknown eval mode {mode!r}.", f"Use one of: {', '.join(MODES)}.")
+    if mode == "llm":
+        if assistant.llm is None:
+            raise ConfigError("Eval mode 'llm' needs an LLM, but none is configured.",
+                              "Set OPENAI_API_KEY (or OPENAI_BASE_URL for a local server), "
+                              "or run with --mode extractive.")
+        return assistant
+    if assistant.settings.llm.provider == "extractive":
+        return assistant
+    from assistant.facade import Assistant
+
+    s = assistant.settings
+    offline = s.model_copy(update={"llm": s.llm.model_copy(update={"provider": "extractive"})})
+    return Assistant(offline, embedder=assistant.embedder, store=assistant.store)
+
+
+def _citations(answer: Answer) -> tuple[dict[str, Any], ...]:
+    return tuple({"marker": c.marker, "doc": Path(c.source_path).name if c.source_path else c.doc_id,
+                  "city": c.city, "year": c.year, "section_path": list(c.section_path), "quote": c.quote,
+                  "start": c.start, "end": c.end} for c in answer.citations)
+
+
+def _error_answer(question: str) -> Answer:
+    return Answer(question=question, text="", citations=(), refused=False, mode="extractive")
+
+
+def _git_commit(root: Path = PROJECT_ROOT) -> str | None:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                             timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True,
+                               timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return sha + ("-dirty" if dirty else "") if sha else None
+
+
+def judge_answer(llm: LLM, item: GoldItem, answer: Answer) -> JudgeVerdict | None:
+    """LLM-as-judge: correctness and faithfulness 1–5 with a short reason; None if the
+    judge's reply cannot be read."""
+    from assistant.llm import Message
+
+    facts = "\n".join(" / ".join(g) for g in item.facts) or "（无：报告中没有答案，正确做法是拒答）"
+    quotes = "\n".join(f"[{c.marker}] {c.quote}" for c in answer.citations) or "（无）"
+    prompt = JUDGE_PROMPT.format(question=item.question, facts=facts, answer=answer.text, quotes=quotes)
+    try:
+        reply = llm.complete([Message("user", prompt)]).text
+    except LLMError:
+        return None
+    m = re.search(r"\{.*\}", reply, re.S)
+    try:
+        data = json.loads(m.group(0)) if m else {}
+        c, f = int(data["correctness"]), int(data["faithfulness"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not (1 <= c <= 5 and 1 <= f <= 5):
+        return None
+    return JudgeVerdict(c, f, str(data.get("reason", ""))[:200])
+
+
+def _run_baselines(assistant: Assistant, items: Sequence[GoldItem], k: int, corpus_dir: Path,
+                   progress: Progress | None) -> dict[str, BaselineRun]:
+    from assistant.text import terms
+
+    from .baselines import BM25Baseline, NaiveLlamaIndexBaseline
+
+    built: list[Baseline] = [NaiveLlamaIndexBaseline.build(corpus_dir, assistant.embedder),
+                             BM25Baseline.build(corpus_dir, assistant.settings.chunk, terms)]
+    out: dict[str, BaselineRun] = {}
+    for b in built:
+        scores = []
+        for i, item in enumerate(items, start=1):
+            res = b.run(item.question, k)
+            scores.append(score_item(item, res.as_answer(), k=k))
+            if progress:
+                progress(i, len(items), b.name)
+        out[b.name] = BaselineRun(b.name, getattr(b, "label", b.name), aggregate(scores, k=k),
+                                  aggregate_by_category(scores, k=k), tuple(scores),
+                                  float(getattr(b, "build_seconds", 0.0)))
+    return out
+
+
+def run_eval(assistant: Assistant, gold_items: Sequence[GoldItem], *, mode: str | None, k: int = 5,
+             baselines: bool = True, progress: Progress | None = None, judge: bool = False,
+             corpus_dir: str | Path = DEFAULT_CORPUS) -> EvalRun:
+    """Answer every gold question and score answers, retrieval, citations and refusals.
+
+    ``mode``: ``"extractive"`` forces the offline answerer, ``"llm"`` requires a
+    configured LLM (:class:`ConfigError` otherwise), ``None`` uses ``assistant`` as is.
+    ``judge`` adds LLM-as-judge grades and needs an LLM.  The index must already hold
+    the corpus (see :meth:`Assistant.ingest`).
+    """
+    if k < 1:
+        raise ConfigError(f"k must be at least 1 (got {k}).")
+    if not gold_items:
+        raise ConfigError("No gold items to evaluate.", "Check the gold file.")
+    judge_llm = assistant.llm if judge else None
+    if judge and judge_llm is None:
+        raise ConfigError("--judge needs an LLM, but none is configured.", "Set OPENAI_API_KEY or drop --judge.")
+    target = _for_mode(assistant, mode)
+    s = target.settings
+    t0 = time.perf_counter()
+    results: list[ItemResult] = []
+    for i, item in enumerate(gold_items, start=1):
+        t = time.perf_counter()
+        error = None
+        try:
+            answer = target.ask(item.question)
+        except LLMError as exc:  # one failed call must not sink the run; it counts as a failure
+            answer, error = _error_answer(item.question), str(exc)
+        seconds = time.perf_counter() - t
+        score = score_item(item, answer, k=k, price_prompt_per_m=s.llm.price_prompt_per_m,
+                           price_completion_per_m=s.llm.price_completion_per_m)
+        verdict = judge_answer(judge_llm, item, answer) if judge_llm is not None and error is None else None
+        results.append(ItemResult(item, answer.text, answer.refused, _citations(answer), score, seconds,
+                                  answer.warnings, error, verdict))
+        if progress:
+            progress(i, len(gold_items), "ours")
+    scores = [r.score for r in results]
+    metrics = aggregate(scores, k=k)
+    verdicts = [r.judge for r in results if r.judge is not None]
+    if verdicts:
+        metrics["judge_correctness"] = sum(v.correctness for v in verdicts) / len(verdicts)
+        metrics["judge_faithfulness"] = sum(v.faithfulness for v in verdicts) / len(verdicts)
+    errors = sum(r.error is not None for r in results)
+    metrics["error_rate"] = errors / len(results)
+    per_category = aggregate_by_category(scores, k=k)
+    base = _run_baselines(target, gold_items, k, Path(corpus_dir), progress) if baselines else {}
+    config = {
+        "mode": target.mode,
+        "embedding_model": s.embedding.model_id,
+        "chunk": s.chunk.model_dump(),
+        "top_k": s.retrieval.top_k,
+        "eval_k": k,
+        "llm_model": s.llm.model if target.mode == "llm" else None,
+        "judge": bool(verdicts),
+        "index": str(s.index.chroma_host or s.index.chroma_path),
+        "collection": s.index.collection,
+        "corpus_dir": str(corpus_dir),
+        "n_items": len(gold_items),
+        "git_commit": _git_commit(),
+    }
+    return EvalRun(mode=target.mode, k=k, metrics=metrics, per_category=per_category, items=tuple(results),
+                   baselines=base, config=config, seconds=time.perf_counter() - t0)
+
+
+__all__ = ["BaselineRun", "EvalRun", "ItemResult", "JudgeVerdict", "judge_answer", "run_eval"]

@@ -1,0 +1,240 @@
+"""The offline answerer: quote and cite the sentences that best answer the question.
+
+No LLM, no key.  Sentences of the retrieved chunks are scored by the
+idf-weighted share of the question's terms they contain (jieba), the rank of their
+chunk (dense + BM25 fusion) and, for questions asking for a figure, whether they
+state a number next to the asked-for metric.  Long sentences are trimmed to the
+clauses that carry the answer.  Every piece of the answer is an exact source span
+with its offsets, so it verifies by construction.  When nothing clears the
+threshold, or a figure is asked and none is stated for that metric, it refuses.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .numbers import numbers_to_check
+from .query import QueryInfo
+from .retrieval import KeywordIndex, matches
+from .text import sentence_spans
+from .types import Citation, Filters, ScoredChunk
+
+REFUSAL = "所提供的报告中没有找到"
+_CLAUSE_RE = re.compile(r"[,，;；:：]")
+_GENERIC = frozenset("工作 情况 相关 内容 报告 哪些 哪个 什么 多少 怎样 如何 是否 主要 提到 提出 具体 "
+                     "方面 措施 做法 举措 开展 推进 加强 全市 全面 卫生 健康 卫生健康 2025 2024 "
+                     "which what how many much does did the in of for".split())
+
+
+@dataclass(frozen=True)
+class ExtractiveSettings:
+    min_cover: float = 0.34  # share of the question's idf mass a sentence must contain
+    max_sentences: int = 2
+    max_chars: int = 160  # per quoted sentence before clause trimming
+    answer_chars: int = 260
+
+
+@dataclass(frozen=True)
+class _Cand:
+    ctx_rank: int
+    sc: ScoredChunk
+    start: int  # absolute offsets in the document text
+    end: int
+    text: str
+    score: float
+    cover: float
+    has_number: bool
+    key_hit: bool
+
+
+@dataclass(frozen=True)
+class Extracted:
+    text: str
+    citations: tuple[Citation, ...]
+    refused: bool
+
+
+def _question_terms(info: QueryInfo, tokenize: Callable[[str], list[str]]) -> list[str]:
+    drop = {str(y) for y in (*info.years, *info.unknown_years)}
+    for c in (*info.cities, *info.unknown_places):
+        drop |= {c, re.sub(r"(市|县|区)$", "", c)}
+    return [t for t in dict.fromkeys(tokenize(info.question)) if t not in drop and t not in _GENERIC]
+
+
+def _weights(qterms: Sequence[str], kw: KeywordIndex) -> dict[str, float]:
+    return {t: kw.idf.get(t, kw.default_idf * 0.5) for t in qterms}
+
+
+def _cover(text_terms: set[str], weights: dict[str, float]) -> float:
+    total = sum(weights.values()) or 1.0
+    return sum(w for t, w in weights.items() if t in text_terms) / total
+
+
+def _key_terms(weights: dict[str, float]) -> set[str]:
+    """The rarest question terms: the metric being asked about (签约率, 托位数...)."""
+    if not weights:
+        return set()
+    ranked = sorted(weights.items(), key=lambda kv: -kv[1])
+    top = ranked[0][1]
+    return {t for t, w in ranked[:3] if w >= 0.6 * top}
+
+
+def _trim(text: str, start: int, end: int, weights: dict[str, float], tokenize: Callable[[str], list[str]],
+          want_number: bool, max_chars: int) -> tuple[int, int]:
+    """Shrink a long sentence to the window of clauses that carries the answer."""
+    if end - start <= max_chars:
+        return start, end
+    bounds, pos = [], start
+    for m in _CLAUSE_RE.finditer(text, start, end):
+        bounds.append((pos, m.end()))
+        pos = m.end()
+    if pos < end:
+        bounds.append((pos, end))
+    if len(bounds) <= 1:
+        return start, end
+
+    def score(a: int, b: int) -> float:
+        s = _cover(set(tokenize(text[a:b])), weights)
+        if want_number and numbers_to_check(text[a:b]):
+            s += 0.5
+        return s
+
+    scores = [score(a, b) for a, b in bounds]
+    best = max(range(len(bounds)), key=lambda i: scores[i])
+    lo = hi = best
+    while True:
+        grown = False
+        for nxt in sorted((i for i in (lo - 1, hi + 1) if 0 <= i < len(bounds)), key=lambda i: -scores[i]):
+            na, nb = min(lo, nxt), max(hi, nxt)
+            if bounds[nb][1] - bounds[na][0] > max_chars or scores[nxt] <= 0:
+                continue
+            lo, hi, grown = na, nb, True
+            break
+        if not grown:
+            break
+    a, b = bounds[lo][0], bounds[hi][1]
+    while b > a and text[b - 1] in ",，;；:：":
+        b -= 1
+    return a, b
+
+
+def _candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], weights: dict[str, float],
+                tokenize: Callable[[str], list[str]]) -> list[_Cand]:
+    keys = _key_terms(weights)
+    out: list[_Cand] = []
+    for rank, sc in enumerate(contexts):
+        ch = sc.chunk
+        for a, b in sentence_spans(ch.text):
+            s_text = ch.text[a:b]
+            s_terms = set(tokenize(s_text))
+            cover = _cover(s_terms, weights)
+            has_num = bool(numbers_to_check(s_text))
+            key_hit = bool(keys & s_terms)
+            score = cover + 0.12 / (1 + rank)
+            if info.wants_figure and has_num:
+                score += 0.10 + (0.10 if key_hit else 0.0)
+            if info.wants_department and "责任" in s_text and rank <= 1:
+                score += 0.6
+            out.append(_Cand(rank, sc, ch.start + a, ch.start + b, s_text, score, cover, has_num, key_hit))
+    return out
+
+
+def _label(f: Filters) -> str:
+    return "".join(f.cities) + "".join(f"{y}年" for y in f.years)
+
+
+def answer(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: KeywordIndex,
+           tokenize: Callable[[str], list[str]], settings: ExtractiveSettings | None = None) -> Extracted:
+    """Compose an extractive answer (or a refusal) from ``contexts``."""
+    s = settings or ExtractiveSettings()
+    weights = _weights(_question_terms(info, tokenize), keyword)
+    if not contexts:
+        return Extracted(refusal_text(info, contexts), (), True)
+    cands = _candidates(info, contexts, weights, tokenize)
+
+    def ok(c: _Cand) -> bool:
+        if info.wants_department and "责任" in c.text and c.ctx_rank <= 1:
+            return True
+        if c.cover < s.min_cover:
+            return False
+        return not (info.wants_figure and not (c.has_number and c.key_hit))
+
+    picked: list[_Cand] = []
+    groups = info.groups if info.comparison else ()
+    if groups:
+        for g in groups:
+            pool = sorted((c for c in cands if matches(c.sc.chunk, g) and ok(c)), key=lambda c: -c.score)
+            if pool:
+                picked.append(pool[0])
+        if not picked:
+            return Extracted(refusal_text(info, contexts), (), True)
+    else:
+        pool = sorted((c for c in cands if ok(c)), key=lambda c: -c.score)
+        if not pool:
+            return Extracted(refusal_text(info, contexts), (), True)
+        best = pool[0]
+        picked.append(best)
+        if info.wants_department:
+            # The task the department owns: the heading sentence of the same chunk.
+            head = next((c for c in cands if c.sc is best.sc and c.start == best.sc.chunk.start), None)
+            if head and head is not best:
+                picked.insert(0, head)
+        for c in pool[1:]:
+            if len(picked) >= s.max_sentences:
+                break
+            if c.score >= 0.85 * best.score and all(abs(c.start - p.start) > 0 for p in picked):
+                picked.append(c)
+    return _compose(info, picked, groups, weights, tokenize, s)
+
+
+def _compose(info: QueryInfo, picked: list[_Cand], groups: Sequence[Filters], weights: dict[str, float],
+             tokenize: Callable[[str], list[str]], s: ExtractiveSettings) -> Extracted:
+    citations: list[Citation] = []
+    marker_of: dict[str, int] = {}
+    parts: list[str] = []
+    for c in picked if groups else sorted(picked, key=lambda c: (c.sc.chunk.doc_id, c.start)):
+        ch = c.sc.chunk
+        doc_text_start = ch.start
+        a, b = _trim(ch.text, c.start - doc_text_start, c.end - doc_text_start, weights, tokenize,
+                     info.wants_figure, s.max_chars)
+        quote = ch.text[a:b]
+        if ch.chunk_id not in marker_of:
+            marker_of[ch.chunk_id] = len(marker_of) + 1
+        n = marker_of[ch.chunk_id]
+        citations.append(Citation(
+            marker=n, chunk_id=ch.chunk_id, doc_id=ch.doc_id, title=ch.title, city=ch.city, year=ch.year,
+            section_path=ch.section_path, quote=quote, start=doc_text_start + a, end=doc_text_start + b,
+            source_path=ch.source_path,
+        ))
+        body = quote.rstrip("。；;！!？?,，")
+        prefix = f"{ch.city or ''}{ch.year or ''}{'年' if ch.year else ''}:" if groups else ""
+        parts.append(f"{prefix}{body}[{n}]。")
+    if groups:
+        covered = {i for i, g in enumerate(groups) for c in picked if matches(c.sc.chunk, g)}
+        for i, g in enumerate(groups):
+            if i not in covered:
+                parts.append(f"{REFUSAL}{_label(g)}的相关内容。")
+    joiner = "\n" if groups else ""
+    return Extracted(joiner.join(parts), tuple(citations), False)
+
+
+def refusal_text(info: QueryInfo, contexts: Sequence[ScoredChunk]) -> str:
+    """The fixed refusal phrase, what was asked, and the closest sections."""
+    scope = ""
+    if info.unknown_places:
+        scope = f"（报告库中没有{'、'.join(info.unknown_places)}的报告）"
+    elif info.unknown_years:
+        scope = f"（报告库中没有{'、'.join(str(y) for y in info.unknown_years)}年的报告）"
+    what = "该问题所问的具体数字" if info.wants_figure else "能回答该问题的内容"
+    text = f"{REFUSAL}{what}{scope}。"
+    closest = []
+    for sc in contexts[:3]:
+        ch = sc.chunk
+        label = f"{ch.city or ''}{ch.year or ''}{'年' if ch.year else ''} {ch.path_str}".strip()
+        if label not in closest:
+            closest.append(label)
+    if closest:
+        text += "最接近的章节:" + ";".join(closest) + "。"
+    return text

@@ -1,0 +1,295 @@
+"""The Chroma index: chunks with their vectors, and a manifest of ingested files.
+
+* Embedded ``PersistentClient`` under ``data_dir`` by default; ``HttpClient`` to a
+  Chroma server when ``chroma_host`` is set.  Telemetry is off.
+* Writes go through llama-index's ``ChromaVectorStore``, always with vectors.  The
+  collection is opened with an embedding function that *refuses* to embed, so a
+  call that would make Chroma embed text itself (and download its ONNX model)
+  fails loudly instead.
+* The collection records the embedding model and dimension; opening it with other
+  embedding settings raises :class:`IndexMismatchError` saying how to re-index.
+* The manifest lives in a sibling collection (``<name>-manifest``), so it travels
+  with the index to a Chroma server.  It is written *after* a file's chunks, and
+  :meth:`ChunkStore.reconcile` repairs whatever a crash left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .config import IndexSettings
+from .errors import IndexError_, IndexMismatchError
+from .types import Chunk, DocMeta, YearInfo
+
+SCHEMA_VERSION = 1
+_PAGE = 1000
+
+
+def _refusing_embedding_function():  # noqa: ANN202 - chromadb generic types
+    from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
+
+    class RefuseToEmbed(EmbeddingFunction[Documents]):
+        """Chroma must never embed text itself: we always pass vectors."""
+
+        def __init__(self) -> None:
+            pass
+
+        def __call__(self, input: Documents) -> Embeddings:  # noqa: A002 - chromadb's signature
+            raise IndexError_(
+                "Chroma was asked to embed text itself (a call passed text without vectors).",
+                "This is a bug in the caller: pass embeddings explicitly.",
+            )
+
+        @staticmethod
+        def name() -> str:
+            return "assistant-refuse-to-embed"
+
+        def get_config(self) -> dict[str, Any]:
+            return {}
+
+        @staticmethod
+        def build_from_config(config: dict[str, Any]) -> RefuseToEmbed:
+            return RefuseToEmbed()
+
+    return RefuseToEmbed()
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One ingested file: what it was (hashes) and what it became (doc id, chunk count)."""
+
+    key: str  # the file's absolute path
+    sha256: str  # raw bytes + sidecar
+    doc_id: str
+    n_chunks: int
+    meta: DocMeta
+    ingested_at: float
+    fmt: str = "txt"
+    chars: int = 0
+
+
+def meta_to_json(meta: DocMeta) -> str:
+    return json.dumps({
+        "title": meta.title, "city": meta.city, "province": meta.province,
+        "years": [[y.year, y.role] for y in meta.years], "issuer": meta.issuer, "date": meta.date,
+        "extra": [list(kv) for kv in meta.extra],
+    }, ensure_ascii=False)
+
+
+def meta_from_json(raw: str) -> DocMeta:
+    d = json.loads(raw)
+    return DocMeta(
+        title=d["title"], city=d.get("city"), province=d.get("province"),
+        years=tuple(YearInfo(int(y), r) for y, r in d.get("years", [])),
+        issuer=d.get("issuer"), date=d.get("date"),
+        extra=tuple((k, v) for k, v in d.get("extra", [])),
+    )
+
+
+def chunk_to_metadata(chunk: Chunk, terms: Sequence[str]) -> dict[str, str | int | float | bool]:
+    """Flat Chroma metadata. ``terms`` (jieba tokens of ``embed_text``) are stored so
+    the keyword index can be rebuilt from the collection without re-tokenising."""
+    return {
+        "doc_id": chunk.doc_id, "title": chunk.title, "city": chunk.city or "",
+        "doc_years": ",".join(str(y) for y in chunk.doc_years),
+        "year": chunk.year if chunk.year is not None else -1, "role": chunk.role,
+        "section_path": json.dumps(list(chunk.section_path), ensure_ascii=False),
+        "heading": chunk.heading, "departments": "、".join(chunk.departments),
+        "start": chunk.start, "end": chunk.end, "token_count": chunk.token_count,
+        "source_path": chunk.source_path, "ordinal": chunk.ordinal,
+        "embed_text": chunk.embed_text, "terms": " ".join(terms),
+    }
+
+
+def chunk_from_record(chunk_id: str, text: str, md: dict[str, Any]) -> tuple[Chunk, list[str]]:
+    year = int(md.get("year", -1))
+    chunk = Chunk(
+        chunk_id=chunk_id, doc_id=str(md["doc_id"]), text=text, start=int(md["start"]), end=int(md["end"]),
+        section_path=tuple(json.loads(md["section_path"])), heading=str(md["heading"]),
+        title=str(md["title"]), city=str(md["city"]) or None,
+        doc_years=tuple(int(y) for y in str(md["doc_years"]).split(",") if y),
+        year=None if year < 0 else year, role=md.get("role", "unknown"),
+        departments=tuple(d for d in str(md.get("departments", "")).split("、") if d),
+        token_count=int(md["token_count"]), embed_text=str(md["embed_text"]),
+        source_path=str(md.get("source_path", "")), ordinal=int(md.get("ordinal", 0)),
+    )
+    return chunk, str(md.get("terms", "")).split()
+
+
+class ChunkStore:
+    """Chunks, vectors and the manifest in one Chroma collection pair. Thread-safe for
+    concurrent reads; writes are serialised by a lock (one writer per process)."""
+
+    def __init__(self, settings: IndexSettings, *, embed_model: str, dim: int) -> None:
+        self._settings = settings
+        self._embed_model = embed_model
+        self._dim = dim
+        self._write_lock = threading.Lock()
+        self._client = self._connect()
+        ef = _refusing_embedding_function()
+        meta = {"embed_model": embed_model, "dim": dim, "schema": SCHEMA_VERSION, "hnsw:space": "cosine"}
+        try:
+            self._col = self._client.get_or_create_collection(settings.collection, metadata=meta,
+                                                              embedding_function=ef)
+            self._manifest = self._client.get_or_create_collection(
+                settings.collection + "-manifest", metadata={"schema": SCHEMA_VERSION}, embedding_function=ef)
+        except Exception as exc:  # chromadb raises many types; name the place and move on
+            raise IndexError_(f"Cannot open Chroma collection {settings.collection!r} at {self.location}: "
+                              f"{type(exc).__name__}: {exc}", "Check CHROMA_HOST/CHROMA_PORT or the data dir.") from None
+        self._check_model()
+        from llama_index.vector_stores.chroma import ChromaVectorStore
+
+        self.vector_store = ChromaVectorStore(chroma_collection=self._col)
+
+    @property
+    def location(self) -> str:
+        s = self._settings
+        return f"http://{s.chroma_host}:{s.chroma_port}" if s.chroma_host else str(s.chroma_path)
+
+    def _connect(self):  # noqa: ANN202
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        cs = ChromaSettings(anonymized_telemetry=False)
+        s = self._settings
+        try:
+            if s.chroma_host:
+                return chromadb.HttpClient(host=s.chroma_host, port=s.chroma_port, ssl=s.chroma_ssl, settings=cs)
+            s.chroma_path.mkdir(parents=True, exist_ok=True)
+            return chromadb.PersistentClient(path=str(s.chroma_path), settings=cs)
+        except Exception as exc:
+            raise IndexError_(f"Cannot reach Chroma at {self.location}: {type(exc).__name__}: {exc}",
+                              "Is the server running? Unset CHROMA_HOST to use the embedded store.") from None
+
+    def _check_model(self) -> None:
+        md = self._col.metadata or {}
+        have_model, have_dim = md.get("embed_model"), md.get("dim")
+        if have_model != self._embed_model or int(have_dim or -1) != self._dim:
+            raise IndexMismatchError(
+                f"The index {self._settings.collection!r} at {self.location} was built with embedding model "
+                f"{have_model} (dim {have_dim}), but the settings ask for {self._embed_model} (dim {self._dim}). "
+                "Vectors from two models cannot be mixed.",
+                "Re-index with `assistant ingest --rebuild`, or set CHROMA_COLLECTION to another name, "
+                f"or switch the embedding settings back to {have_model}.",
+            )
+
+    # --- writes ---------------------------------------------------------------
+
+    def add_chunks(self, chunks: Sequence[Chunk], vectors: np.ndarray, terms: Sequence[Sequence[str]]) -> None:
+        from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
+
+        if len(chunks) != len(vectors) or len(chunks) != len(terms):
+            raise ValueError("chunks, vectors and terms must have the same length")
+        nodes = [
+            TextNode(
+                id_=c.chunk_id, text=c.text, metadata=chunk_to_metadata(c, t), embedding=v.tolist(),
+                relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id=c.doc_id)},
+                excluded_embed_metadata_keys=["terms", "embed_text"],
+            )
+            for c, v, t in zip(chunks, vectors, terms, strict=True)
+        ]
+        with self._write_lock:
+            for i in range(0, len(nodes), _PAGE):
+                self.vector_store.add(nodes[i : i + _PAGE])
+
+    def delete_doc(self, doc_id: str) -> None:
+        with self._write_lock:
+            self._col.delete(where={"doc_id": doc_id})
+
+    def put_manifest(self, entry: ManifestEntry) -> None:
+        md = {"key": entry.key, "sha256": entry.sha256, "doc_id": entry.doc_id, "n_chunks": entry.n_chunks,
+              "meta": meta_to_json(entry.meta), "ingested_at": entry.ingested_at, "fmt": entry.fmt,
+              "chars": entry.chars}
+        with self._write_lock:
+            self._manifest.upsert(ids=[_manifest_id(entry.key)], embeddings=[[0.0]], metadatas=[md])
+
+    def delete_manifest(self, key: str) -> None:
+        with self._write_lock:
+            self._manifest.delete(ids=[_manifest_id(key)])
+
+    def reset(self) -> None:
+        """Drop the collection and manifest (``ingest --rebuild``)."""
+        with self._write_lock:
+            for name in (self._settings.collection, self._settings.collection + "-manifest"):
+                try:
+                    self._client.delete_collection(name)
+                except Exception:  # noqa: S110 - absent is fine
+                    pass
+
+    # --- reads ----------------------------------------------------------------
+
+    def manifest(self) -> list[ManifestEntry]:
+        out = []
+        for _id, _doc, md in self._iter(self._manifest, include=["metadatas"]):
+            out.append(ManifestEntry(
+                key=md["key"], sha256=md["sha256"], doc_id=md["doc_id"], n_chunks=int(md["n_chunks"]),
+                meta=meta_from_json(md["meta"]), ingested_at=float(md["ingested_at"]),
+                fmt=str(md.get("fmt", "txt")), chars=int(md.get("chars", 0)),
+            ))
+        return sorted(out, key=lambda e: e.key)
+
+    def chunk_doc_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for _id, _doc, md in self._iter(self._col, include=["metadatas"]):
+            counts[md["doc_id"]] = counts.get(md["doc_id"], 0) + 1
+        return counts
+
+    def all_chunks(self) -> list[tuple[Chunk, list[str]]]:
+        """Every chunk with its stored terms, in (doc, ordinal) order."""
+        out = [chunk_from_record(i, d or "", md) for i, d, md in self._iter(self._col, include=["documents", "metadatas"])]
+        return sorted(out, key=lambda ct: (ct[0].doc_id, ct[0].ordinal))
+
+    def count(self) -> int:
+        return int(self._col.count())
+
+    def dense_query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
+        """(chunk id, cosine similarity) of the ``k`` nearest chunks, filtered by ``where``.
+
+        Queries the collection directly with the vector: ChromaVectorStore.query would
+        rebuild a llama-index node from JSON for every hit, which we do not need since
+        chunks are held in memory by the retriever.
+        """
+        n = self.count()
+        if n == 0:
+            return []
+        res = self._col.query(query_embeddings=[vector.tolist()], n_results=min(k, n), where=where or None,
+                              include=["distances"])
+        ids, dists = res["ids"][0], res["distances"][0]
+        return [(i, 1.0 - float(d)) for i, d in zip(ids, dists, strict=True)]
+
+    def version(self) -> str:
+        """Changes whenever a file is (re)ingested or removed: lets readers notice writes
+        made by another process."""
+        entries = self.manifest()
+        return f"{len(entries)}:{max((e.ingested_at for e in entries), default=0):.6f}:{self.count()}"
+
+    def _iter(self, col: Any, include: list[str]) -> Iterator[tuple[str, str | None, dict[str, Any]]]:
+        offset = 0
+        while True:
+            res = col.get(include=include, limit=_PAGE, offset=offset)
+            ids = res["ids"]
+            if not ids:
+                return
+            docs = res.get("documents") or [None] * len(ids)
+            for i, d, md in zip(ids, docs, res["metadatas"], strict=True):
+                yield i, d, md or {}
+            if len(ids) < _PAGE:
+                return
+            offset += _PAGE
+
+
+def _manifest_id(key: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,141 @@
+"""Understand a question before retrieval: which cities and years it names, whether it
+compares, whether it asks for a figure, a department or a heading; and carry a
+follow-up's topic over from the conversation (offline mode)."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from .gazetteer import Gazetteer
+from .types import Filters, YearRole
+
+_YEAR_RE = re.compile(r"(?<!\d)((?:19|20)\d{2})(?!\d)")
+_FIGURE_RE = re.compile(
+    r"多少|几[个项家所名万人次岁张床%％]?|比例|比率|占比|百分之|目标值|数量|数值|达到?\s*[？?]|"
+    r"how many|how much|what (?:percentage|share|rate|number)|\brate\b|number of", re.I)
+_DEPT_RE = re.compile(r"责任科室|哪个科室|哪些科室|什么科室|负责科室|牵头科室|科室负责|由哪|谁负责|责任单位|"
+                      r"which (?:department|office)|responsible", re.I)
+_HEADING_RE = re.compile(r"第[一二三四五六七八九十\d]+部分|标题|叫什么|名称是|哪几个部分|哪几部分|分为几|几个部分|"
+                         r"哪几个方面|哪些方面|章节|section|part (?:one|two|\d)|heading", re.I)
+_REVIEW_RE = re.compile(r"总结|回顾|完成了?|取得|实现了|做了|成效|过去一年|review|achiev|last year", re.I)
+_PLAN_RE = re.compile(r"要点|计划|安排|目标|打算|将要|力争|拟|plan|target|goal", re.I)
+_COMPARE_RE = re.compile(r"比较|对比|相比|分别|各是|各自|差异|不同|和.{1,12}的|与.{1,12}的|compare|versus|vs\.?|both", re.I)
+_FOLLOWUP_RE = re.compile(r"^(那么?|那|还有|另外|同样|以及|再看|and |what about|how about)", re.I)
+
+
+@dataclass(frozen=True)
+class QueryInfo:
+    """What a question asks, as far as rules can tell."""
+
+    question: str
+    cities: tuple[str, ...] = ()
+    unknown_places: tuple[str, ...] = ()  # places named that are not in the corpus
+    years: tuple[int, ...] = ()
+    unknown_years: tuple[int, ...] = ()
+    role: YearRole | None = None
+    comparison: bool = False
+    wants_figure: bool = False
+    wants_department: bool = False
+    wants_heading: bool = False
+    filters: Filters = field(default_factory=Filters)
+    groups: tuple[Filters, ...] = ()
+
+
+def _city_aliases(cities: Sequence[str]) -> dict[str, str]:
+    """alias → full corpus city name (东莞 → 东莞市)."""
+    out: dict[str, str] = {}
+    for c in cities:
+        out[c] = c
+        short = re.sub(r"(市|县|区|自治州|地区|盟)$", "", c)
+        if len(short) >= 2:
+            out[short] = c
+    return out
+
+
+def analyze(question: str, *, corpus_cities: Sequence[str], corpus_years: Sequence[int],
+            gazetteer: Gazetteer, explicit: Filters | None = None, infer: bool = True) -> QueryInfo:
+    """Infer filters from ``question``; explicit filters always win over inferred ones."""
+    explicit = explicit or Filters()
+    q = question
+    aliases = _city_aliases(corpus_cities)
+    found: list[str] = []
+    for alias in sorted(aliases, key=len, reverse=True):
+        if alias in q and aliases[alias] not in found:
+            found.append(aliases[alias])
+    unknown: list[str] = []
+    for place, _n in gazetteer.find(q):
+        if place.name not in corpus_cities and place.name not in found and not any(
+                place.short in c or c.startswith(place.short) for c in found):
+            unknown.append(place.name)
+    years = [int(y) for y in _YEAR_RE.findall(q)]
+    years = list(dict.fromkeys(years))
+    known_years = [y for y in years if y in corpus_years]
+    unknown_years = [y for y in years if y not in corpus_years]
+    found.sort(key=lambda c: min(q.find(a) for a, full in aliases.items() if full == c and a in q))
+    role: YearRole | None = None
+    if _PLAN_RE.search(q) and not _REVIEW_RE.search(q):
+        role = "plan"
+    elif _REVIEW_RE.search(q) and not _PLAN_RE.search(q):
+        role = "review"
+    comparison = len(found) > 1 or len(years) > 1 or (bool(_COMPARE_RE.search(q)) and len(found) + len(years) > 2)
+
+    if explicit.cities or explicit.years or explicit.doc_ids or not infer:
+        filters = replace(explicit, inferred=False)
+    else:
+        # A year outside the corpus still filters (to nothing): the honest answer is a refusal.
+        filters = Filters(cities=tuple(found) + tuple(unknown), years=tuple(years), role=role,
+                          inferred=bool(found or years or unknown))
+    groups: tuple[Filters, ...] = ()
+    if comparison and not filters.doc_ids:
+        cs = filters.cities or (None,)
+        ys = filters.years or (None,)
+        groups = tuple(
+            Filters(cities=(c,) if c else (), years=(y,) if y else (), inferred=filters.inferred)
+            for c, y in itertools.product(cs, ys)
+        )
+    return QueryInfo(
+        question=q, cities=tuple(found), unknown_places=tuple(unknown), years=tuple(known_years),
+        unknown_years=tuple(unknown_years), role=role, comparison=comparison and len(groups) > 1,
+        wants_figure=bool(_FIGURE_RE.search(q)), wants_department=bool(_DEPT_RE.search(q)),
+        wants_heading=bool(_HEADING_RE.search(q)), filters=filters, groups=groups,
+    )
+
+
+def carry_over(question: str, history: Sequence[tuple[str, str]], *, corpus_cities: Sequence[str],
+               gazetteer: Gazetteer) -> str:
+    """Offline follow-up handling: "那余姚呢?" after a question about 东莞's 签约率 becomes
+    that question with 东莞 replaced by 余姚. Returns ``question`` unchanged when it
+    stands on its own or there is no earlier user question."""
+    prev = next((text for role, text in reversed(history) if role == "user"), None)
+    if not prev:
+        return question
+    q = question.strip()
+    content = re.sub(r"[呢吗吧啊？?！!。.，,\s]|^(那么?|还有|另外|以及|and|what about|how about)", "", q, flags=re.I)
+    aliases = _city_aliases(corpus_cities)
+    new_cities = [a for a in sorted(aliases, key=len, reverse=True) if a in q]
+    new_years = _YEAR_RE.findall(q)
+    for a in new_cities + new_years:
+        content = content.replace(a, "")
+    content = re.sub(r"(市|年|的|呢)", "", content)
+    if len(content) > 4 and not _FOLLOWUP_RE.search(q):
+        return question  # it brings its own topic
+    out = prev
+    if new_cities:
+        old = [a for a in sorted(aliases, key=len, reverse=True) if a in out]
+        first_new = aliases[new_cities[0]]
+        first_new_short = re.sub(r"(市|县|区)$", "", first_new)
+        for a in old:
+            out = out.replace(a, first_new if a.endswith(("市", "县", "区")) else first_new_short)
+        if not old:
+            out = first_new + out
+    if new_years:
+        old_years = _YEAR_RE.findall(out)
+        if old_years:
+            for y in set(old_years):
+                out = out.replace(y, new_years[0])
+        else:
+            out = f"{new_years[0]}年" + out
+    return out

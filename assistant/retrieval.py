@@ -1,0 +1,216 @@
+"""Hybrid retrieval: dense (Chroma) + BM25 over jieba terms, fused by reciprocal rank.
+
+* Both retrievers see each chunk together with its document label (city, year,
+  kind) and section path, so a question naming 东莞 2025 or a heading matches.
+* Filters (city, year, doc) come from the caller or are inferred from the question
+  by :mod:`assistant.query`; a question about 东莞 2025 never sees Yuyao's 2025 plan
+  or Dongguan's 2024 review.
+* A comparison (several cities or years) is retrieved once per city/year group and
+  the groups are interleaved, so evidence from each side survives the cut.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import RetrievalSettings
+from .embedding import Embedder
+from .index import ChunkStore
+from .types import Chunk, Filters, ScoredChunk
+
+
+def rrf(rankings: Sequence[Sequence[str]], weights: Sequence[float], k: int = 60) -> list[tuple[str, float]]:
+    """Weighted reciprocal-rank fusion over ranked id lists, deduplicated by id.
+
+    >>> rrf([["a", "b"], ["b", "c"]], [1.0, 1.0], k=60)[0][0]
+    'b'
+    """
+    if len(rankings) != len(weights):
+        raise ValueError("one weight per ranking")
+    scores: dict[str, float] = {}
+    for ranking, w in zip(rankings, weights, strict=True):
+        seen: set[str] = set()
+        for rank, cid in enumerate(ranking):
+            if cid in seen:
+                continue
+            seen.add(cid)
+            scores[cid] = scores.get(cid, 0.0) + w / (k + rank + 1)
+    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+class KeywordIndex:
+    """BM25 (bm25s) over pre-tokenised chunk terms; scores every chunk so metadata
+    filters are a boolean mask, not a re-index."""
+
+    def __init__(self, ids: Sequence[str], term_lists: Sequence[Sequence[str]]) -> None:
+        import bm25s
+
+        self.ids = list(ids)
+        self._pos = {cid: i for i, cid in enumerate(self.ids)}
+        self._bm25 = bm25s.BM25()
+        if self.ids:
+            # bm25s rejects empty documents; a placeholder term keeps positions aligned.
+            self._bm25.index([list(t) or ["\u2205"] for t in term_lists], show_progress=False)
+        df: dict[str, int] = {}
+        for t in term_lists:
+            for w in set(t):
+                df[w] = df.get(w, 0) + 1
+        n = max(len(self.ids), 1)
+        self.idf = {w: math.log(1 + (n - d + 0.5) / (d + 0.5)) for w, d in df.items()}
+        self.default_idf = math.log(1 + (n + 0.5) / 0.5)
+
+    def scores(self, query_terms: Sequence[str]) -> np.ndarray:
+        if not self.ids or not query_terms:
+            return np.zeros(len(self.ids), dtype=np.float32)
+        known = [t for t in query_terms if t in self.idf]
+        if not known:
+            return np.zeros(len(self.ids), dtype=np.float32)
+        return np.asarray(self._bm25.get_scores(known), dtype=np.float32)
+
+    def search(self, query_terms: Sequence[str], k: int, mask: np.ndarray | None = None) -> list[tuple[str, float]]:
+        s = self.scores(query_terms)
+        if mask is not None:
+            s = np.where(mask, s, -1.0)
+        order = np.argsort(-s, kind="stable")[:k]
+        return [(self.ids[i], float(s[i])) for i in order if s[i] > 0]
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """Everything retrieval needs in memory: chunks by id (in document order) and the
+    keyword index. Rebuilt from the store after each ingest; read-only otherwise."""
+
+    chunks: tuple[Chunk, ...]
+    by_id: Mapping[str, Chunk]
+    keyword: KeywordIndex
+    version: str
+
+    @classmethod
+    def from_store(cls, store: ChunkStore) -> Corpus:
+        version = store.version()
+        pairs = store.all_chunks()
+        chunks = tuple(c for c, _t in pairs)
+        return cls(chunks, {c.chunk_id: c for c in chunks}, KeywordIndex([c.chunk_id for c in chunks],
+                                                                         [t for _c, t in pairs]), version)
+
+    def cities(self) -> list[str]:
+        return sorted({c.city for c in self.chunks if c.city})
+
+    def years(self) -> list[int]:
+        return sorted({y for c in self.chunks for y in c.doc_years})
+
+    def mask(self, filters: Filters) -> np.ndarray | None:
+        if filters.empty:
+            return None
+        return np.array([matches(c, filters) for c in self.chunks], dtype=bool)
+
+
+def matches(chunk: Chunk, f: Filters) -> bool:
+    """Does ``chunk`` satisfy the filters? Year matches the chunk's own section year;
+    a chunk with no section year falls back to the years its document covers."""
+    if f.cities and chunk.city not in f.cities:
+        return False
+    if f.doc_ids and chunk.doc_id not in f.doc_ids:
+        return False
+    if f.years:
+        if chunk.year is not None:
+            if chunk.year not in f.years:
+                return False
+        elif not set(f.years) & set(chunk.doc_years):
+            return False
+    return True
+
+
+def _where(f: Filters) -> dict | None:
+    """Chroma pre-filter: a superset of :func:`matches` (exact check happens after)."""
+    clauses: list[dict] = []
+    if f.cities:
+        clauses.append({"city": {"$in": list(f.cities)}})
+    if f.doc_ids:
+        clauses.append({"doc_id": {"$in": list(f.doc_ids)}})
+    if f.years:
+        clauses.append({"year": {"$in": [*f.years, -1]}})
+    if not clauses:
+        return None
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+class HybridRetriever:
+    """Dense + keyword retrieval with filters and per-group comparison retrieval."""
+
+    def __init__(self, store: ChunkStore, embedder: Embedder, settings: RetrievalSettings,
+                 tokenizer: Callable[[str], list[str]]) -> None:
+        self._store = store
+        self._embedder = embedder
+        self._settings = settings
+        self._tokenize = tokenizer
+        self._lock = threading.Lock()
+        self._corpus: Corpus | None = None
+
+    @property
+    def corpus(self) -> Corpus:
+        if self._corpus is None:
+            with self._lock:
+                if self._corpus is None:
+                    self._corpus = Corpus.from_store(self._store)
+        return self._corpus
+
+    def refresh(self) -> None:
+        """Reload chunks and rebuild BM25 (after an ingest)."""
+        new = Corpus.from_store(self._store)
+        with self._lock:
+            self._corpus = new
+
+    def retrieve(self, question: str, filters: Filters, *, top_k: int | None = None,
+                 groups: Sequence[Filters] = (), query_vector: np.ndarray | None = None,
+                 mode: str = "hybrid") -> list[ScoredChunk]:
+        """Top chunks for ``question`` under ``filters``. With ``groups`` (one Filters per
+        compared city/year), each group is retrieved separately and interleaved."""
+        k = top_k or self._settings.top_k
+        qv = query_vector if query_vector is not None or mode == "keyword" else self._embedder.embed_query(question)
+        qt = self._tokenize(question)
+        if len(groups) > 1:
+            per = max(2, math.ceil(k / len(groups)) + 1)
+            lists = [self._one(qv, qt, g, per, mode) for g in groups]
+            out: list[ScoredChunk] = []
+            seen: set[str] = set()
+            for rank in range(per):
+                for lst in lists:
+                    if rank < len(lst) and lst[rank].chunk.chunk_id not in seen:
+                        seen.add(lst[rank].chunk.chunk_id)
+                        out.append(lst[rank])
+            return out
+        return self._one(qv, qt, filters, k, mode)
+
+    def _one(self, qv: np.ndarray | None, qt: list[str], f: Filters, k: int, mode: str) -> list[ScoredChunk]:
+        corpus = self.corpus
+        s = self._settings
+        dense: list[tuple[str, float]] = []
+        if mode in ("hybrid", "dense") and qv is not None:
+            raw = self._store.dense_query(qv, s.candidates * (2 if f.years else 1), _where(f))
+            dense = [(cid, sc) for cid, sc in raw if cid in corpus.by_id and matches(corpus.by_id[cid], f)]
+            dense = dense[: s.candidates]
+        keyword: list[tuple[str, float]] = []
+        if mode in ("hybrid", "keyword"):
+            keyword = corpus.keyword.search(qt, s.candidates, corpus.mask(f))
+        if mode == "dense":
+            fused = [(cid, sc) for cid, sc in dense]
+        elif mode == "keyword":
+            fused = keyword
+        else:
+            fused = rrf([[c for c, _ in dense], [c for c, _ in keyword]],
+                        [s.dense_weight, s.keyword_weight], s.rrf_k)
+        d_rank = {c: i for i, (c, _) in enumerate(dense)}
+        d_score = dict(dense)
+        k_rank = {c: i for i, (c, _) in enumerate(keyword)}
+        k_score = dict(keyword)
+        return [
+            ScoredChunk(corpus.by_id[cid], float(score), d_rank.get(cid), k_rank.get(cid),
+                        d_score.get(cid), k_score.get(cid))
+            for cid, score in fused[:k]
+        ]
