@@ -235,3 +235,7 @@ def _register_eval() -> None:
 
 
 _register_eval()
+
+
+if __name__ == "__main__":
+    app()
