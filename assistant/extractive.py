@@ -19,7 +19,7 @@ from .numbers import numbers_to_check
 from .query import QueryInfo
 from .retrieval import KeywordIndex, matches
 from .text import sentence_spans
-from .types import Citation, Filters, ScoredChunk
+from .types import Chunk, Citation, Filters, ScoredChunk
 
 REFUSAL = "所提供的报告中没有找到"
 _CLAUSE_RE = re.compile(r"[,，;；:：]")
@@ -73,12 +73,12 @@ def _cover(text_terms: set[str], weights: dict[str, float]) -> float:
 
 
 def _key_terms(weights: dict[str, float]) -> set[str]:
-    """The rarest question terms: the metric being asked about (签约率, 托位数...)."""
+    """The rarest question terms the corpus knows: the metric asked about (签约率, 托位)."""
     if not weights:
         return set()
     ranked = sorted(weights.items(), key=lambda kv: -kv[1])
     top = ranked[0][1]
-    return {t for t, w in ranked[:3] if w >= 0.6 * top}
+    return {t for t, w in ranked[:3] if w >= 0.75 * top}
 
 
 def _trim(text: str, start: int, end: int, weights: dict[str, float], tokenize: Callable[[str], list[str]],
@@ -120,8 +120,27 @@ def _trim(text: str, start: int, end: int, weights: dict[str, float], tokenize: 
     return a, b
 
 
+def _states_figure(s_text: str, weights: dict[str, float], keys: set[str],
+                   tokenize: Callable[[str], list[str]]) -> bool:
+    """Does a clause (with the one before it, which often holds the subject) state a
+    number next to the asked-for metric? "323攻坚行动" does not answer 健康素养水平."""
+    wants_rate = any(t.endswith("率") or t in ("比例", "占比", "百分比") for t in weights)
+    clauses = [c for c in _CLAUSE_RE.split(s_text) if c]
+    for i, cl in enumerate(clauses):
+        nums = numbers_to_check(cl)
+        if not nums:
+            continue
+        if wants_rate and not any(n.unit in ("%", "‰") or "成" in n.raw for n in nums):
+            continue  # a rate is stated as a percentage, not as "三个全覆盖"
+        window = set(tokenize((clauses[i - 1] if i else "") + cl))
+        cover = _cover(window, weights)
+        if (keys & window and cover >= 0.25) or cover >= 0.45:
+            return True
+    return False
+
+
 def _candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], weights: dict[str, float],
-                tokenize: Callable[[str], list[str]]) -> list[_Cand]:
+                tokenize: Callable[[str], list[str]], sims: dict[tuple[str, int], float] | None = None) -> list[_Cand]:
     keys = _key_terms(weights)
     out: list[_Cand] = []
     for rank, sc in enumerate(contexts):
@@ -130,8 +149,13 @@ def _candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], weights: dict[
             s_text = ch.text[a:b]
             s_terms = set(tokenize(s_text))
             cover = _cover(s_terms, weights)
+            if sims is not None:  # no shared terms (an English question): use the embedding
+                cover = max(cover, sims.get((ch.chunk_id, a), 0.0))
             has_num = bool(numbers_to_check(s_text))
-            key_hit = bool(keys & s_terms)
+            key_hit = _states_figure(s_text, weights, keys, tokenize) if info.wants_figure and has_num \
+                else bool(keys & s_terms)
+            if sims is not None:
+                key_hit = key_hit or has_num
             score = cover + 0.12 / (1 + rank)
             if info.wants_figure and has_num:
                 score += 0.10 + (0.10 if key_hit else 0.0)
@@ -141,18 +165,138 @@ def _candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], weights: dict[
     return out
 
 
+def _heading_span(heading: str, doc_id: str, corpus: Sequence[Chunk]) -> tuple[Chunk, int, int] | None:
+    for ch in corpus:
+        if ch.doc_id == doc_id:
+            i = ch.text.find(heading)
+            if i >= 0:
+                return ch, i, i + len(heading)
+    return None
+
+
+_ORDINAL_Q_RE = re.compile(r"第\s*([（(]?[一二三四五六七八九十]+[)）]?)\s*(?:大?部分|条|项)|([（(][一二三四五六七八九十]+[)）])")
+
+
+def _cite_heading(heading: str, doc_id: str, corpus: Sequence[Chunk], cites: list[Citation]) -> int | None:
+    found = _heading_span(heading, doc_id, corpus)
+    if found is None:
+        return None
+    hch, a, b = found
+    n = next((c.marker for c in cites if c.chunk_id == hch.chunk_id), len({c.chunk_id for c in cites}) + 1)
+    cites.append(Citation(
+        marker=n, chunk_id=hch.chunk_id, doc_id=hch.doc_id, title=hch.title, city=hch.city, year=hch.year,
+        section_path=hch.section_path, quote=hch.text[a:b], start=hch.start + a, end=hch.start + b,
+        source_path=hch.source_path))
+    return n
+
+
+def _heading_answer(info: QueryInfo, contexts: Sequence[ScoredChunk], weights: dict[str, float],
+                    tokenize: Callable[[str], list[str]], corpus: Sequence[Chunk]) -> Extracted | None:
+    """Questions about the outline: which part a task belongs to, what part (八) or the
+    last part is called. Answers quote the headings themselves."""
+    allowed = [c for c in corpus if matches(c, info.filters)] if not info.filters.empty else list(corpus)
+    if not allowed:
+        return None
+    doc_id = contexts[0].chunk.doc_id if contexts else allowed[0].doc_id
+    allowed = [c for c in allowed if c.doc_id == doc_id]
+    wanted: list[tuple[str, str]] = []
+    m = _ORDINAL_Q_RE.search(info.question)
+    if "最后" in info.question:
+        tops = [c.section_path[0] for c in allowed if c.section_path]
+        if tops:
+            wanted = [("最后一部分为", tops[-1])]
+    elif m:
+        mark = (m.group(1) or m.group(2)).strip("（()）")
+        heads = list(dict.fromkeys(h for c in allowed for h in c.section_path))
+        hits = [h for h in heads if h.startswith((f"({mark})", f"（{mark}）", f"{mark}、"))]
+        if hits:
+            pick = next((h for h in hits for c in allowed if h in c.section_path
+                         and any(p in info.question for p in c.section_path[:-1] for p in [p[2:]])), hits[0])
+            wanted = [("该部分为", pick)]
+    else:
+        # The section whose text (with its subsections among the contexts) covers the
+        # question best; a deeper section wins a tie. A question may list several tasks.
+        ctx = [sc.chunk for sc in contexts if sc.chunk.doc_id == doc_id]
+        if not ctx:
+            return None
+        term_sets = [set(tokenize(c.text + " ".join(c.section_path))) for c in ctx]
+        best: tuple[float, tuple[str, ...]] | None = None
+        for path in {c.section_path[:i] for c in ctx for i in range(1, len(c.section_path) + 1)}:
+            union: set[str] = set()
+            under = 0
+            for c, ts in zip(ctx, term_sets, strict=True):
+                if c.section_path[: len(path)] == path:
+                    union |= ts
+                    under += 1
+            score = _cover(union, weights) + 0.03 * len(path) - 0.04 * (under - 1)
+            if best is None or score > best[0]:
+                best = (score, path)
+        if best is None or best[0] < 0.3:
+            return None
+        path = best[1]
+        is_leaf = any(c.section_path == path for c in ctx) and not any(
+            len(c.section_path) > len(path) and c.section_path[: len(path)] == path for c in ctx)
+        if is_leaf and len(path) >= 2:
+            wanted = [("该内容属于", path[-2]), ("具体条目为", path[-1])]
+        else:
+            wanted = [("这些内容属于" if not is_leaf else "该内容属于", path[-1])]
+    cites: list[Citation] = []
+    parts = []
+    for label, heading in wanted:
+        n = _cite_heading(heading, doc_id, corpus, cites)
+        if n is not None:
+            parts.append(f"{label}「{heading}」[{n}]。")
+    if not parts:
+        return None
+    return Extracted("".join(parts), tuple(cites), False)
+
+
 def _label(f: Filters) -> str:
     return "".join(f.cities) + "".join(f"{y}年" for y in f.years)
 
 
+SentenceScorer = Callable[[str, list[str]], list[float]]  # (question, sentences) → similarities
+
+
+def _is_foreign(question: str) -> bool:
+    """Mostly Latin letters: jieba terms won't meet the Chinese text."""
+    letters = [ch for ch in question if ch.isalpha()]
+    return bool(letters) and sum(ch.isascii() for ch in letters) / len(letters) > 0.6
+
+
+def _embedding_sims(info: QueryInfo, contexts: Sequence[ScoredChunk], scorer: SentenceScorer,
+                    n_chunks: int = 3) -> dict[tuple[str, int], float]:
+    keys, texts = [], []
+    for sc in contexts[:n_chunks]:
+        for a, b in sentence_spans(sc.chunk.text):
+            keys.append((sc.chunk.chunk_id, a))
+            texts.append(sc.chunk.text[a:b])
+    sims = scorer(info.question, texts) if texts else []
+    # e5 cosines sit in a narrow band; rescale so the best sentence scores like a full term match.
+    hi = max(sims, default=0.0)
+    return {k: max(0.0, 1.0 - (hi - v) * 10) for k, v in zip(keys, sims, strict=True)}
+
+
 def answer(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: KeywordIndex,
-           tokenize: Callable[[str], list[str]], settings: ExtractiveSettings | None = None) -> Extracted:
-    """Compose an extractive answer (or a refusal) from ``contexts``."""
+           tokenize: Callable[[str], list[str]], settings: ExtractiveSettings | None = None, *,
+           sentence_scorer: SentenceScorer | None = None, corpus: Sequence[Chunk] = ()) -> Extracted:
+    """Compose an extractive answer (or a refusal) from ``contexts``.
+
+    ``sentence_scorer`` (embedding similarity) is used only for questions that share
+    no terms with the reports (English questions); ``corpus`` lets a question about
+    which part a task belongs to quote that part's heading.
+    """
     s = settings or ExtractiveSettings()
     weights = _weights(_question_terms(info, tokenize), keyword)
-    if not contexts:
+    if not contexts or (info.unknown_places and not info.cities) or (info.unknown_years and not info.years):
         return Extracted(refusal_text(info, contexts), (), True)
-    cands = _candidates(info, contexts, weights, tokenize)
+    sims = _embedding_sims(info, contexts, sentence_scorer) \
+        if sentence_scorer is not None and _is_foreign(info.question) else None
+    cands = _candidates(info, contexts, weights, tokenize, sims)
+    if info.wants_heading and not info.comparison and corpus:
+        located = _heading_answer(info, contexts, weights, tokenize, corpus)
+        if located is not None:
+            return located
 
     def ok(c: _Cand) -> bool:
         if info.wants_department and "责任" in c.text and c.ctx_rank <= 1:

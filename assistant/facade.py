@@ -247,7 +247,9 @@ class Assistant:
     def _extractive(self, info: QueryInfo, contexts: list[ScoredChunk], timings: list[tuple[str, float]],
                     warnings: list[str], question: str, standalone: str) -> Answer:
         t = time.perf_counter()
-        ex = extractive_answer(info, contexts, self.retriever.corpus.keyword, terms, self.extractive_settings)
+        corpus = self.retriever.corpus
+        ex = extractive_answer(info, contexts, corpus.keyword, terms, self.extractive_settings,
+                               sentence_scorer=self._sentence_sims, corpus=corpus.chunks)
         timings.append(("generate", time.perf_counter() - t))
         t = time.perf_counter()
         sources = {c.marker: c.quote for c in ex.citations}
@@ -260,6 +262,10 @@ class Assistant:
             standalone_question=standalone if standalone != question else None, usage=Usage(),
             timings=tuple(timings), model=None,
         )
+
+    def _sentence_sims(self, question: str, sentences: list[str]) -> list[float]:
+        qv = self.embedder.embed_query(question)
+        return [float(x) for x in self.embedder.embed_passages(sentences) @ qv]
 
     def _generate_llm(self, info: QueryInfo, contexts: list[ScoredChunk], llm: LLM,
                       timings: list[tuple[str, float]], warnings: list[str], question: str,

@@ -4,7 +4,6 @@ follow-up's topic over from the conversation (offline mode)."""
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -14,11 +13,12 @@ from .types import Filters, YearRole
 
 _YEAR_RE = re.compile(r"(?<!\d)((?:19|20)\d{2})(?!\d)")
 _FIGURE_RE = re.compile(
-    r"多少|几[个项家所名万人次岁张床%％]?|比例|比率|占比|百分之|目标值|数量|数值|达到?\s*[？?]|"
+    r"多少|多久|多长时间|多高|多大|几[个项家所名万人次岁张床%％]?|比例|比率|占比|百分之|目标值|数量|数值|达到?\s*[？?]|"
     r"how many|how much|what (?:percentage|share|rate|number)|\brate\b|number of", re.I)
 _DEPT_RE = re.compile(r"责任科室|哪个科室|哪些科室|什么科室|负责科室|牵头科室|科室负责|由哪|谁负责|责任单位|"
                       r"which (?:department|office)|responsible", re.I)
-_HEADING_RE = re.compile(r"第[一二三四五六七八九十\d]+部分|标题|叫什么|名称是|哪几个部分|哪几部分|分为几|几个部分|"
+_HEADING_RE = re.compile(r"第[（(]?[一二三四五六七八九十\d]+[)）]?大?部分|标题|哪几个部分|哪几部分|分为几|几个部分|"
+                         r"哪个部分|哪一部分|哪部分|属于哪|哪个板块|哪一项任务|哪个章节|哪一大部分|第几条|第几项|第几部分|归在|"
                          r"哪几个方面|哪些方面|章节|section|part (?:one|two|\d)|heading", re.I)
 _REVIEW_RE = re.compile(r"总结|回顾|完成了?|取得|实现了|做了|成效|过去一年|review|achiev|last year", re.I)
 _PLAN_RE = re.compile(r"要点|计划|安排|目标|打算|将要|力争|拟|plan|target|goal", re.I)
@@ -90,11 +90,10 @@ def analyze(question: str, *, corpus_cities: Sequence[str], corpus_years: Sequen
                           inferred=bool(found or years or unknown))
     groups: tuple[Filters, ...] = ()
     if comparison and not filters.doc_ids:
-        cs = filters.cities or (None,)
-        ys = filters.years or (None,)
+        pairs = _pair_cities_years(q, list(filters.cities), list(filters.years), aliases)
         groups = tuple(
             Filters(cities=(c,) if c else (), years=(y,) if y else (), inferred=filters.inferred)
-            for c, y in itertools.product(cs, ys)
+            for c, y in pairs
         )
     return QueryInfo(
         question=q, cities=tuple(found), unknown_places=tuple(unknown), years=tuple(known_years),
@@ -102,6 +101,33 @@ def analyze(question: str, *, corpus_cities: Sequence[str], corpus_years: Sequen
         wants_figure=bool(_FIGURE_RE.search(q)), wants_department=bool(_DEPT_RE.search(q)),
         wants_heading=bool(_HEADING_RE.search(q)), filters=filters, groups=groups,
     )
+
+
+def _pair_cities_years(q: str, cities: list[str], years: list[int],
+                       aliases: dict[str, str]) -> list[tuple[str | None, int | None]]:
+    """Pair each city with the years written after it ("丽水2019年和东莞2024年" →
+    (丽水,2019), (东莞,2024)); a city with no year of its own gets every year named
+    before the first city ("2025年东莞和余姚" → (东莞,2025), (余姚,2025))."""
+    if not cities:
+        return [(None, y) for y in years] or [(None, None)]
+    if not years:
+        return [(c, None) for c in cities]
+
+    def pos(city: str) -> int:
+        hits = [q.find(a) for a, full in aliases.items() if full == city and a in q]
+        hits = [h for h in hits if h >= 0]
+        return min(hits) if hits else len(q)
+
+    ordered = sorted(cities, key=pos)
+    starts = [pos(c) for c in ordered] + [len(q)]
+    leading = [int(m.group(1)) for m in _YEAR_RE.finditer(q[: starts[0]])]
+    pairs: list[tuple[str | None, int | None]] = []
+    for i, c in enumerate(ordered):
+        own = [int(m.group(1)) for m in _YEAR_RE.finditer(q[starts[i] : starts[i + 1]])]
+        for y in own or leading or years:
+            if (c, y) not in pairs:
+                pairs.append((c, y))
+    return pairs
 
 
 def carry_over(question: str, history: Sequence[tuple[str, str]], *, corpus_cities: Sequence[str],

@@ -65,6 +65,9 @@ def _append_trimmed(text: str, a: int, b: int, out: list[tuple[int, int]]) -> No
 _jieba_lock = threading.Lock()
 _jieba = None
 
+_CJK_RE = re.compile(r"[\u4e00-\u9fff]+")
+_CLASSIFIERS = frozenset("个项家名所位张台座条次件例种类批支")
+
 _STOP = frozenset(
     "的 了 和 与 及 等 在 是 为 对 将 把 被 从 以 于 并 或 也 都 而 其 之 中 上 下 个 年 "
     "有 多少 什么 哪些 哪个 怎么 如何 是否 吗 呢 吧 啊 请问 请 一下 各 每 这 那 该 "
@@ -102,7 +105,14 @@ def terms(text: str, *, keep_stopwords: bool = False) -> list[str]:
             continue
         if not keep_stopwords and w in _STOP:
             continue
+        if len(w) >= 3 and w[0] in _CLASSIFIERS and _CJK_RE.fullmatch(w):
+            w = w[1:]  # 多少个托位 → 个托位 → 托位: the report writes 新增托位
         out.append(w)
+        # jieba glues measure words and particles to unknown words (多少个托位 → 个托位,
+        # 新增托位 → 托位 only sometimes); the bigrams of long Chinese words let the
+        # question's and the report's segmentations meet.
+        if len(w) >= 3 and _CJK_RE.fullmatch(w):
+            out.extend(w[i : i + 2] for i in range(len(w) - 1) if w[i : i + 2] not in _STOP)
     return out
 
 

@@ -62,9 +62,9 @@ class Baseline(Protocol):
 
 def _chunk(*, chunk_id: str, doc_id: str, text: str, source_path: str, title: str, ordinal: int,
            start: int = 0, end: int = 0, embed_text: str = "") -> Chunk:
-    return Chunk(chunk_id=chunk_id, doc_id=doc_id, text=text, start=start, end=end, section_path=(), heading="",
-                 title=title, city=None, doc_years=(), year=None, role="unknown", departments=(), token_count=0,
-                 embed_text=embed_text or text, source_path=source_path, ordinal=ordinal)
+    return Chunk(chunk_id=chunk_id, doc_id=doc_id, text=text, start=start, end=end, section_path=(),
+                 heading="", title=title, city=None, doc_years=(), year=None, role="unknown", departments=(),
+                 token_count=0, embed_text=embed_text or text, source_path=source_path, ordinal=ordinal)
 
 
 # --- naive llama-index -------------------------------------------------------------------
@@ -185,7 +185,8 @@ class BM25Baseline:
         if q and self.chunks:
             scores = np.asarray(self._bm25.get_scores(q), dtype=np.float64)
             order = np.argsort(-scores, kind="stable")[:k]
-            contexts = [ScoredChunk(self.chunks[i], float(scores[i]), keyword_rank=r, keyword_score=float(scores[i]))
+            contexts = [ScoredChunk(self.chunks[i], float(scores[i]), keyword_rank=r,
+                                    keyword_score=float(scores[i]))
                         for r, i in enumerate(order) if scores[i] > 0]
         return BaselineResult(question, tuple(contexts), time.perf_counter() - t)
 

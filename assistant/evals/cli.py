@@ -11,7 +11,7 @@ Registered by :mod:`assistant.cli` as the ``eval`` command.  Exit codes: 0 ok,
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -20,6 +20,9 @@ from rich.table import Table
 
 from assistant.config import PROJECT_ROOT, Settings
 from assistant.errors import AssistantError
+
+if TYPE_CHECKING:
+    from .harness import EvalRun
 
 DEFAULT_GOLD = PROJECT_ROOT / "evals" / "gold.jsonl"
 DEFAULT_OUT = PROJECT_ROOT / "evals" / "reports"
@@ -47,23 +50,23 @@ class _ItemProgress:
         self.p.update(self.tasks[label], completed=done)
 
 
-def _summary_table(run) -> Table:  # noqa: ANN001 - EvalRun, imported lazily
+def _summary_table(run: EvalRun) -> Table:
     names = list(run.baselines)
     t = Table("metric", "ours", *[run.baselines[n].label for n in names], title=f"eval ({run.mode})")
     for key in _TABLE_ROWS:
         if key not in run.metrics:
             continue
         fmt = (lambda v: f"{v * 1000:.0f} ms") if key.startswith("latency") else (lambda v: f"{v:.3f}")
-        t.add_row(key, fmt(run.metrics[key]),
-                  *[fmt(run.baselines[n].metrics[key]) if key in run.baselines[n].metrics else "–" for n in names])
+        others = [run.baselines[n].metrics.get(key) for n in names]
+        t.add_row(key, fmt(run.metrics[key]), *["–" if v is None else fmt(v) for v in others])
     return t
 
 
 def eval_command(
     gold: Annotated[Path, typer.Option(help="Gold set (.jsonl or .yaml)")] = DEFAULT_GOLD,
-    mode: Annotated[str, typer.Option(help="extractive (offline) or llm (needs a configured LLM)")] = "extractive",
+    mode: Annotated[str, typer.Option(help="extractive (offline) or llm (needs an LLM)")] = "extractive",
     k: Annotated[int, typer.Option(help="Cut-off for evidence recall and pass/fail", min=1)] = 5,
-    check: Annotated[bool, typer.Option("--check", help="Exit 1 when a metric falls below its floor")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Exit 1 when a metric misses its floor")] = False,
     baselines: Annotated[bool, typer.Option(help="Also score naive llama-index and BM25-only")] = True,
     judge: Annotated[bool, typer.Option("--judge", help="LLM-as-judge grades (needs an LLM)")] = False,
     out: Annotated[Path, typer.Option(help="Directory for report folders")] = DEFAULT_OUT,
@@ -97,8 +100,8 @@ def eval_command(
         for r in ingest.results:
             if r.status == "failed":
                 err.print(f"[yellow]ingest failed:[/yellow] {r.path}: {r.error}", highlight=False)
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=err, transient=True) as prog:
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=err, transient=True) as prog:
             run = run_eval(assistant, items, mode=mode, k=k, baselines=baselines, judge=judge,
                            progress=_ItemProgress(prog), corpus_dir=corpus)
         report_dir = write_report(run, out)

@@ -98,7 +98,8 @@ def load_floors(path: str | Path) -> list[Floor]:
         raise ConfigError(f"{p}: baseline file not found.",
                           "Run the eval once and write floors slightly below its metrics.") from None
     except json.JSONDecodeError as e:
-        raise ConfigError(f"{p}: malformed JSON ({e.msg}, line {e.lineno}).", "Fix the baseline file.") from None
+        raise ConfigError(f"{p}: malformed JSON ({e.msg}, line {e.lineno}).",
+                          "Fix the baseline file.") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: the baseline must be a JSON object of metric floors.")
     return parse_floors(data, p.name)

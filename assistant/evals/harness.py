@@ -6,9 +6,10 @@ with :mod:`assistant.evals.metrics`, runs the two reference pipelines of
 :class:`EvalRun` that :mod:`assistant.evals.report` writes to disk and
 :mod:`assistant.evals.gate` checks.
 
->>> from assistant.evals.gold import load_gold                      # doctest: +SKIP
->>> run = run_eval(Assistant.from_settings(), load_gold("evals/gold.jsonl"), mode="extractive")  # doctest: +SKIP
->>> run.metrics["hit@5"], run.baselines["bm25"].metrics["hit@5"]     # doctest: +SKIP
+>>> from assistant.evals.gold import load_gold                            # doctest: +SKIP
+>>> items = load_gold("evals/gold.jsonl")                                # doctest: +SKIP
+>>> run = run_eval(Assistant.from_settings(), items, mode="extractive")  # doctest: +SKIP
+>>> run.metrics["hit@5"], run.baselines["bm25"].metrics["hit@5"]         # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -138,12 +139,20 @@ class EvalRun:
         return [r for r in self.items if not r.passed]
 
     def failures_by_cause(self) -> dict[str, list[ItemResult]]:
-        """Failing (and partially failing) items grouped by reason, most common first."""
-        groups: dict[str, list[ItemResult]] = {}
-        for r in self.items:
-            for reason in r.reasons:
-                groups.setdefault(reason.split(":", 1)[0], []).append(r)
-        return dict(sorted(groups.items(), key=lambda kv: -len(kv[1])))
+        """Failing items grouped by reason (an item may sit in several groups), most common first."""
+        return _group([r for r in self.items if not r.passed])
+
+    def warnings_by_cause(self) -> dict[str, list[ItemResult]]:
+        """Passing items that still have a reason (evidence partly outside the top k, say)."""
+        return _group([r for r in self.items if r.passed and r.reasons])
+
+
+def _group(results: Sequence[ItemResult]) -> dict[str, list[ItemResult]]:
+    groups: dict[str, list[ItemResult]] = {}
+    for r in results:
+        for reason in r.reasons:
+            groups.setdefault(reason.split(":", 1)[0], []).append(r)
+    return dict(sorted(groups.items(), key=lambda kv: -len(kv[1])))
 
 
 # --- running -------------------------------------------------------------------------------
@@ -252,7 +261,8 @@ def run_eval(assistant: Assistant, gold_items: Sequence[GoldItem], *, mode: str 
         raise ConfigError("No gold items to evaluate.", "Check the gold file.")
     judge_llm = assistant.llm if judge else None
     if judge and judge_llm is None:
-        raise ConfigError("--judge needs an LLM, but none is configured.", "Set OPENAI_API_KEY or drop --judge.")
+        raise ConfigError("--judge needs an LLM, but none is configured.",
+                          "Set OPENAI_API_KEY or drop --judge.")
     target = _for_mode(assistant, mode)
     s = target.settings
     t0 = time.perf_counter()

@@ -407,7 +407,8 @@ def aggregate(scores: Sequence[ItemScore], *, k: int | None = None) -> dict[str,
     return {name: float(v) for name, v in out.items() if v is not None}
 
 
-def aggregate_by_category(scores: Sequence[ItemScore], *, k: int | None = None) -> dict[str, dict[str, float]]:
+def aggregate_by_category(scores: Sequence[ItemScore], *,
+                          k: int | None = None) -> dict[str, dict[str, float]]:
     """:func:`aggregate` per gold category, in first-seen order."""
     cats: dict[str, list[ItemScore]] = {}
     for s in scores:
@@ -415,7 +416,8 @@ def aggregate_by_category(scores: Sequence[ItemScore], *, k: int | None = None) 
     return {c: aggregate(items, k=k) for c, items in cats.items()}
 
 
-def flatten(overall: Mapping[str, float], per_category: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+def flatten(overall: Mapping[str, float],
+            per_category: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
     """One flat dict: overall names as is, per-category names as ``category/metric``.
 
     >>> flatten({"hit@5": 1.0}, {"list": {"hit@5": 0.5}})

@@ -125,7 +125,8 @@ def summary_markdown(run: EvalRun, title: str = "Evaluation") -> str:
         lines += ["## Answers and citations (ours)", "", *_table(["metric", "value"], extra), ""]
 
     lines += ["## Per category", ""]
-    cats = [c for c in CATEGORIES if c in run.per_category] + [c for c in run.per_category if c not in CATEGORIES]
+    cats = [c for c in CATEGORIES if c in run.per_category]
+    cats += [c for c in run.per_category if c not in CATEGORIES]
     cols = [(_at_k(key, run.k), _at_k(label, run.k)) for key, label in CATEGORY_COLUMNS]
     rows = [[c, *[_fmt(run.per_category[c].get(key), key) for key, _ in cols]] for c in cats]
     lines += [*_table(["category", *[label for _, label in cols]], rows), ""]
@@ -139,19 +140,19 @@ def summary_markdown(run: EvalRun, title: str = "Evaluation") -> str:
     stages = sorted({k.removeprefix("latency_p50_") for k in run.metrics if k.startswith("latency_p50_")},
                     key=lambda s: (s == "total", s))
     if stages:
-        rows = [[st, f"{run.metrics[f'latency_p50_{st}'] * 1000:.1f}", f"{run.metrics[f'latency_p95_{st}'] * 1000:.1f}"]
+        rows = [[st, *(f"{run.metrics[f'latency_{p}_{st}'] * 1000:.1f}" for p in ("p50", "p95"))]
                 for st in stages]
         lines += ["## Latency per stage (ms)", "", *_table(["stage", "p50", "p95"], rows), ""]
 
-    lines += ["## Failing items by cause", ""]
-    by_cause = run.failures_by_cause()
-    if not by_cause:
-        lines += ["None.", ""]
-    for cause, items in by_cause.items():
-        lines += [f"### {cause} ({len(items)}) — {CAUSE_HELP.get(cause, '')}", ""]
-        lines += [f"- `{r.item.id}` [{r.item.category}] {r.item.question} → "
-                  f"{_short(r)}" for r in items]
-        lines.append("")
+    for heading, groups in (("Failing items by cause", run.failures_by_cause()),
+                            ("Passing items with warnings", run.warnings_by_cause())):
+        lines += [f"## {heading}", ""]
+        if not groups:
+            lines += ["None.", ""]
+        for cause, items in groups.items():
+            lines += [f"### {cause} ({len(items)}) — {CAUSE_HELP.get(cause, '')}", ""]
+            lines += [f"- `{r.item.id}` [{r.item.category}] {r.item.question} → {_short(r)}" for r in items]
+            lines.append("")
     return "\n".join(lines)
 
 
@@ -209,7 +210,7 @@ def write_charts(run: EvalRun, out_dir: Path) -> list[Path]:
     keys = [("hit@1", "hit@1"), ("hit@5", "hit@5"), ("mrr", "MRR"), ("fact_recall", "fact recall")]
     fig, ax = plt.subplots(figsize=(8, 4.5))
     series = {"ours": [run.metrics.get(k, 0.0) for k, _ in keys]}
-    for name, b in run.baselines.items():
+    for b in run.baselines.values():
         series[b.label] = [b.metrics.get(k, 0.0) for k, _ in keys]
     _bars(ax, [label for _, label in keys], series)
     ax.set_title("Ours vs baselines (baseline 'answer' = top-1 chunk)", fontsize=9)
