@@ -27,9 +27,13 @@ err = Console(stderr=True)
 
 
 def _assistant():  # noqa: ANN202
+    import logging
+
     from .facade import Assistant
 
-    return Assistant(Settings.load())
+    settings = Settings.load()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    return Assistant(settings)
 
 
 def _fail(exc: AssistantError) -> None:
@@ -99,7 +103,11 @@ def docs(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     if as_json:
         print(json.dumps([asdict(d) for d in items], ensure_ascii=False, indent=2))
         return
-    t = Table("doc id", "file", "city", "years", "title", "issuer", "date", "chunks")
+    t = Table()
+    # The id is what `sections`/`--doc` take: never elide it, even in an 80-column pipe.
+    t.add_column("doc id", no_wrap=True, min_width=16)
+    for name in ("file", "city", "years", "title", "issuer", "date", "chunks"):
+        t.add_column(name)
     for d in items:
         years = " ".join(f"{y}({ {'review': '回顾', 'plan': '计划'}.get(r, '?') })" for y, r in d.years)
         t.add_row(d.doc_id, Path(d.path).name, d.city or "?", years, d.title, d.issuer or "", d.date or "",
