@@ -48,8 +48,12 @@ class KeywordIndex:
     filters are a boolean mask, not a re-index."""
 
     def __init__(self, ids: Sequence[str], term_lists: Sequence[Sequence[str]]) -> None:
+        import logging
+
         import bm25s
 
+        # bm25s pins its logger to DEBUG, which floods any app that configures logging.
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
         self.ids = list(ids)
         self._pos = {cid: i for i, cid in enumerate(self.ids)}
         self._bm25 = bm25s.BM25()
