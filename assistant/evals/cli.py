@@ -50,13 +50,18 @@ class _ItemProgress:
         self.p.update(self.tasks[label], completed=done)
 
 
+def _ms(seconds: float) -> str:
+    ms = seconds * 1000
+    return f"{ms:.0f} ms" if ms >= 10 else f"{ms:.1f} ms"
+
+
 def _summary_table(run: EvalRun) -> Table:
     names = list(run.baselines)
     t = Table("metric", "ours", *[run.baselines[n].label for n in names], title=f"eval ({run.mode})")
     for key in _TABLE_ROWS:
         if key not in run.metrics:
             continue
-        fmt = (lambda v: f"{v * 1000:.0f} ms") if key.startswith("latency") else (lambda v: f"{v:.3f}")
+        fmt = _ms if key.startswith("latency") else (lambda v: f"{v:.3f}")
         others = [run.baselines[n].metrics.get(key) for n in names]
         t.add_row(key, fmt(run.metrics[key]), *["–" if v is None else fmt(v) for v in others])
     return t
@@ -78,9 +83,12 @@ def eval_command(
 
     from .gate import check as gate_check
     from .gold import load_gold, validate_gold
-    from .harness import run_eval
+    from .harness import MODES, run_eval
     from .report import write_report
 
+    if mode not in MODES:
+        err.print(f"[red]error:[/red] unknown mode {mode!r}; use one of: {', '.join(MODES)}.")
+        raise typer.Exit(2)
     try:
         items = load_gold(gold)
     except AssistantError as exc:

@@ -56,12 +56,13 @@ class Floor:
 
 
 def _flat(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
-    """Accept flat dicts or nested ones (``{"overall": {...}, "per_category": {...}}``)."""
+    """Accept flat dicts or a ``metrics.json`` document: ``overall`` and ``per_category``
+    contribute bare and ``category/`` names; other sections (``baselines/bm25/hit@5``,
+    ``config/...``) keep their path so they never shadow ours."""
     out: dict[str, float] = {}
     for key, value in metrics.items():
         if isinstance(value, Mapping):
-            sub = "" if key in ("overall", "per_category") else f"{prefix}{key}/"
-            out.update(_flat(value, sub if key != "per_category" else prefix))
+            out.update(_flat(value, prefix if key in ("overall", "per_category") else f"{prefix}{key}/"))
         elif isinstance(value, int | float) and not isinstance(value, bool):
             out[f"{prefix}{key}"] = float(value)
     return out

@@ -41,6 +41,9 @@ Progress = Callable[[int, int, str], None]
 
 DEFAULT_CORPUS = PROJECT_ROOT / "seeds"
 MODES = ("extractive", "llm")
+# Baselines neither cite, verify nor spend tokens: these metrics would only read as zeros.
+_NOT_FOR_BASELINES = ("citation_", "unsupported_", "numbers_missing", "answers_with_missing", "prompt_tokens",
+                      "completion_tokens", "cost_")
 
 # Kept beside the harness (not in prompts/) because it grades the product rather than
 # being part of it; it is only used with --judge.
@@ -229,20 +232,30 @@ def _run_baselines(assistant: Assistant, items: Sequence[GoldItem], k: int, corp
 
     from .baselines import BM25Baseline, NaiveLlamaIndexBaseline
 
-    built: list[Baseline] = [NaiveLlamaIndexBaseline.build(corpus_dir, assistant.embedder),
-                             BM25Baseline.build(corpus_dir, assistant.settings.chunk, terms)]
+    factories: list[tuple[str, Callable[[], Baseline]]] = [
+        ("naive", lambda: NaiveLlamaIndexBaseline.build(corpus_dir, assistant.embedder)),
+        ("bm25", lambda: BM25Baseline.build(corpus_dir, assistant.settings.chunk, terms)),
+    ]
     out: dict[str, BaselineRun] = {}
-    for b in built:
+    for name, factory in factories:
+        if progress:  # building the naive index embeds the corpus again: show the bar meanwhile
+            progress(0, len(items), name)
+        b = factory()
         scores = []
         for i, item in enumerate(items, start=1):
             res = b.run(item.question, k)
             scores.append(score_item(item, res.as_answer(), k=k))
             if progress:
                 progress(i, len(items), b.name)
-        out[b.name] = BaselineRun(b.name, getattr(b, "label", b.name), aggregate(scores, k=k),
-                                  aggregate_by_category(scores, k=k), tuple(scores),
+        per_category = {c: _baseline_metrics(m) for c, m in aggregate_by_category(scores, k=k).items()}
+        overall = _baseline_metrics(aggregate(scores, k=k))
+        out[b.name] = BaselineRun(b.name, getattr(b, "label", b.name), overall, per_category, tuple(scores),
                                   float(getattr(b, "build_seconds", 0.0)))
     return out
+
+
+def _baseline_metrics(m: dict[str, float]) -> dict[str, float]:
+    return {k: v for k, v in m.items() if not k.startswith(_NOT_FOR_BASELINES)}
 
 
 def run_eval(assistant: Assistant, gold_items: Sequence[GoldItem], *, mode: str | None, k: int = 5,
