@@ -1,4 +1,6 @@
-"""The Streamlit UI: ``app.py`` (layout), ``logic.py`` (everything else), ``feedback.py``.
+"""The Streamlit UI.  ``app.py`` is layout only; the rest has no Streamlit import:
+``logic.py`` (answers, citations, chat state), ``documents.py`` (uploads, index
+browser), ``evals_view.py`` (eval dashboard), ``feedback.py`` (👍/👎 store, gold export).
 
-Launch with ``assistant ui``.  Importing this package does not import Streamlit.
+Launch with ``assistant ui``.
 """

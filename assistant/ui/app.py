@@ -1,14 +1,14 @@
 """Streamlit UI: cited answers with a source viewer, filters, uploads, index browser, evals.
 
-Layout only: every decision lives in :mod:`assistant.ui.logic` and
-:mod:`assistant.ui.feedback`, every answer comes from :class:`assistant.Assistant`.
+Layout only: every decision lives in :mod:`assistant.ui.logic` (answers),
+:mod:`assistant.ui.documents`, :mod:`assistant.ui.evals_view` and
+:mod:`assistant.ui.feedback`; every answer comes from :class:`assistant.Assistant`.
 Launch with ``assistant ui`` (or ``streamlit run assistant/ui/app.py``).
 """
 
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import streamlit as st
 
@@ -16,7 +16,7 @@ from assistant.config import Settings
 from assistant.errors import AssistantError
 from assistant.facade import Assistant
 from assistant.types import Answer
-from assistant.ui import logic
+from assistant.ui import documents, evals_view, logic
 from assistant.ui.feedback import FeedbackStore, feedback_path, record_feedback, settings_snapshot
 
 PAGES = {"chat": "💬 问答", "docs": "📄 文档", "eval": "📊 评测"}
@@ -48,10 +48,10 @@ def sidebar(a: Assistant, docs: list) -> tuple[str, dict]:
                         index=keys.index(slug) if slug in keys else 0)
         st.query_params["page"] = page
         st.subheader("筛选")
-        opts = logic.filter_options(docs)
+        opts = documents.filter_options(docs)
         city = st.selectbox("城市", [None, *opts.cities], key="f_city", format_func=_or_all)
         year = st.selectbox("年份", [None, *opts.years], key="f_year", format_func=_or_all)
-        narrowed = logic.filter_options(docs, city, year)
+        narrowed = documents.filter_options(docs, city, year)
         labels = dict(narrowed.docs)
         doc = st.selectbox("报告", [None, *labels], key="f_doc", format_func=lambda v: labels.get(v, "全部"))
         st.caption("不选时，城市和年份从问题中推断。")
@@ -59,7 +59,7 @@ def sidebar(a: Assistant, docs: list) -> tuple[str, dict]:
         badge, explain = logic.mode_badge(a.mode, a.settings.llm.model)
         st.badge(badge, color="blue" if a.mode == "llm" else "gray")
         st.caption(explain)
-        st.button("🗑 清空对话", on_click=clear_chat, use_container_width=True)
+        st.button("🗑 清空对话", on_click=clear_chat, width="stretch")
     return page, {"city": city, "year": year, "doc": doc}
 
 
@@ -72,17 +72,18 @@ def save_feedback(a: Assistant, ans: Answer, tid: str) -> None:
                     settings=settings_snapshot(a.settings, ans.mode))
 
 
-def show_answer(a: Assistant, ans: Answer, tid: str) -> None:
+def show_answer(a: Assistant, turn: logic.ChatTurn, titles: dict[str, str]) -> None:
+    ans, tid = turn.answer, turn.id
+    assert ans is not None
     lang = logic.labels_for(ans.question)
     if ans.standalone_question:
         st.caption(f"{lang['understood']}: {logic.md_escape(ans.standalone_question)}")
     if ans.refused:
         st.warning(f"**{lang['refusal']}** — {logic.md_escape(ans.text)}", icon="🚫")
-        st.markdown(f"**{lang['closest']}**")
-        closest = logic.closest_sections(ans)
-        if not closest:
+        st.markdown(f"**{lang['closest_other' if turn.closest_unfiltered else 'closest']}**")
+        if not turn.closest:
             st.caption(lang["no_closest"])
-        for ch in closest:
+        for ch in turn.closest:
             with st.expander(logic.chunk_label(ch)):
                 st.markdown(logic.plain_section_html(ch), unsafe_allow_html=True)
     else:
@@ -92,16 +93,15 @@ def show_answer(a: Assistant, ans: Answer, tid: str) -> None:
                               *[f"- ⚠ {logic.md_escape(s.text)}（{s.reason}）" for s in ans.unsupported]]))
     for note in logic.notices(ans):
         st.info(f"{lang['notice']}: {logic.md_escape(note)}", icon="ℹ️")
-    st.caption(f"{logic.filters_line(ans, lang)} · {logic.timing_line(ans)}")
+    st.caption(f"{logic.filters_line(ans, lang, titles)} · {logic.timing_line(ans)}")
     if ans.citations and not ans.refused:
         st.markdown(f"**{lang['sources']}**")
         lookup = a.retriever.corpus.by_id.get
-        for c in ans.citations:
-            st.markdown(f'<div id="{logic.anchor_id(tid, c.marker)}"></div>', unsafe_allow_html=True)
-            with st.expander(logic.source_label(c)):
-                st.markdown(logic.section_html(c, logic.find_chunk(c, ans.contexts, lookup), lang),
-                            unsafe_allow_html=True)
-                st.caption(f"{Path(c.source_path).name} · 字符 {c.start}–{c.end}")
+        for marker, cits in logic.group_citations(ans.citations):
+            st.markdown(f'<div id="{logic.anchor_id(tid, marker)}"></div>', unsafe_allow_html=True)
+            with st.expander(logic.source_label(cits[0])):
+                st.markdown(logic.source_sections(cits, ans.contexts, lookup, lang), unsafe_allow_html=True)
+                st.caption(logic.source_caption(cits))
     left, right = st.columns([1, 5], vertical_alignment="center")
     with left:
         st.feedback("thumbs", key=f"fb-{tid}", on_change=save_feedback, args=(a, ans, tid))
@@ -110,17 +110,18 @@ def show_answer(a: Assistant, ans: Answer, tid: str) -> None:
                       label_visibility="collapsed", on_change=save_feedback, args=(a, ans, tid))
 
 
-def show_turn(a: Assistant, t: logic.ChatTurn) -> None:
+def show_turn(a: Assistant, t: logic.ChatTurn, titles: dict[str, str]) -> None:
     with st.chat_message(t.role):
         if t.role == "user":
             st.markdown(logic.md_escape(t.text))
         elif t.error:
             st.error(t.error)
         elif t.answer is not None:
-            show_answer(a, t.answer, t.id)
+            show_answer(a, t, titles)
 
 
-def answer_turn(a: Assistant, question: str, filters: dict, history: list) -> logic.ChatTurn:
+def answer_turn(a: Assistant, question: str, filters: dict, history: list,
+                titles: dict[str, str]) -> logic.ChatTurn:
     tid = uuid.uuid4().hex[:10]
     slot = st.empty()
     stream = logic.AnswerStream(a.stream(question, history=history, **filters))
@@ -132,9 +133,13 @@ def answer_turn(a: Assistant, question: str, filters: dict, history: list) -> lo
         st.error(logic.error_text(exc))
         return logic.ChatTurn("assistant", "", tid, error=logic.error_text(exc))
     slot.empty()
-    assert stream.answer is not None
-    show_answer(a, stream.answer, tid)
-    return logic.ChatTurn("assistant", stream.answer.text, tid, stream.answer)
+    ans = stream.answer
+    assert ans is not None
+    closest, unfiltered = logic.refusal_sections(a, ans)
+    turn = logic.ChatTurn("assistant", ans.text, tid, ans, closest=tuple(closest),
+                          closest_unfiltered=unfiltered)
+    show_answer(a, turn, titles)
+    return turn
 
 
 def chat_page(a: Assistant, docs: list, filters: dict) -> None:
@@ -142,16 +147,17 @@ def chat_page(a: Assistant, docs: list, filters: dict) -> None:
     st.caption("答案中的 [n] 是引用，点击跳到下方来源；展开来源可看到所在章节与被引用的句子。")
     if not docs:
         st.info("索引是空的：请先在「📄 文档」页上传报告，或在命令行运行 `assistant ingest`。")
+    titles = {d.doc_id: d.title for d in docs}
     turns: list[logic.ChatTurn] = st.session_state.setdefault("turns", [])
     for t in turns:
-        show_turn(a, t)
+        show_turn(a, t, titles)
     question = st.chat_input("输入问题，例如：丽水市2019年市级医院排队平均时间缩短到多少？")
     if question:
         history = logic.history_of(turns)
         turns.append(logic.ChatTurn("user", question))
-        show_turn(a, turns[-1])
+        show_turn(a, turns[-1], titles)
         with st.chat_message("assistant"):
-            turns.append(answer_turn(a, question, filters, history))
+            turns.append(answer_turn(a, question, filters, history, titles))
 
 
 # --- documents ------------------------------------------------------------------------------
@@ -159,13 +165,13 @@ def chat_page(a: Assistant, docs: list, filters: dict) -> None:
 
 def remove_doc(a: Assistant, doc_id: str) -> None:
     try:
-        msg = logic.remove_document(a, doc_id, logic.uploads_dir(a.settings))
+        msg = documents.remove_document(a, doc_id, documents.uploads_dir(a.settings))
         st.session_state["doc_notice"] = ("success", msg)
     except AssistantError as exc:
         st.session_state["doc_notice"] = ("error", logic.error_text(exc))
 
 
-def show_outcomes(outcomes: list[logic.UploadOutcome]) -> None:
+def show_outcomes(outcomes: list[documents.UploadOutcome]) -> None:
     for o in outcomes:
         if o.ok:
             st.success(f"{o.name} → {o.saved_as}: {o.status}（{o.chunks} 个片段）")
@@ -177,16 +183,16 @@ def show_outcomes(outcomes: list[logic.UploadOutcome]) -> None:
 
 def documents_page(a: Assistant, docs: list) -> None:
     st.header("文档")
-    up_dir = logic.uploads_dir(a.settings)
-    max_mb = logic.MAX_UPLOAD_BYTES // 1048576
+    up_dir = documents.uploads_dir(a.settings)
+    max_mb = documents.MAX_UPLOAD_BYTES // 1048576
     with st.form("upload", clear_on_submit=True):
-        files = st.file_uploader(f"上传报告（{' / '.join(logic.UPLOAD_TYPES)}，每个不超过 {max_mb} MB）",
-                                 type=list(logic.UPLOAD_TYPES), accept_multiple_files=True,
+        files = st.file_uploader(f"上传报告（{' / '.join(documents.UPLOAD_TYPES)}，每个不超过 {max_mb} MB）",
+                                 type=list(documents.UPLOAD_TYPES), accept_multiple_files=True,
                                  max_upload_size=max_mb)
         submitted = st.form_submit_button("导入到索引", type="primary")
     if submitted and files:
         bar = st.progress(0.0, text="正在保存…")
-        outcomes = logic.ingest_uploads(a, [(f.name, f.getvalue()) for f in files], up_dir, bar.progress)
+        outcomes = documents.ingest_uploads(a, [(f.name, f.getvalue()) for f in files], up_dir, bar.progress)
         bar.empty()
         st.session_state["upload_outcomes"] = outcomes
         st.rerun()
@@ -194,23 +200,24 @@ def documents_page(a: Assistant, docs: list) -> None:
     kind, text = st.session_state.pop("doc_notice", (None, ""))
     if kind:
         getattr(st, kind)(text)
-    if not docs and logic.DEFAULT_CORPUS.is_dir() and st.button("导入示例报告（seeds/）"):
+    if not docs and documents.DEFAULT_CORPUS.is_dir() and st.button("导入示例报告（seeds/）"):
         bar = st.progress(0.0, text="正在导入示例报告…")
-        a.ingest([str(logic.DEFAULT_CORPUS)], progress=logic.ProgressBridge(bar.progress))
+        a.ingest([str(documents.DEFAULT_CORPUS)], progress=documents.ProgressBridge(bar.progress))
         st.rerun()
 
     st.subheader(f"已索引的报告（{len(docs)}）")
     if not docs:
         st.caption("还没有报告。")
         return
-    st.dataframe(logic.doc_rows(docs), hide_index=True, use_container_width=True)
-    by_doc = logic.chunks_by_doc(a.retriever.corpus.chunks)
+    st.dataframe(documents.doc_rows(docs), hide_index=True, width="stretch")
+    by_doc = documents.chunks_by_doc(a.retriever.corpus.chunks)
     for d in docs:
-        with st.expander(logic.doc_title(d)):
+        with st.expander(documents.doc_title(d)):
             st.markdown(f"**文件** `{d.path}`  \n**doc_id** `{d.doc_id}` · **发布机构** {d.issuer or '?'} · "
                         f"**日期** {d.date or '?'} · **格式** {d.fmt}")
             st.markdown("**目录**")
-            st.markdown(logic.outline_html(logic.outline(by_doc.get(d.doc_id, []))), unsafe_allow_html=True)
+            outline = documents.outline(by_doc.get(d.doc_id, []))
+            st.markdown(documents.outline_html(outline), unsafe_allow_html=True)
             st.button("🗑 从索引中删除", key=f"rm-{d.doc_id}", on_click=remove_doc, args=(a, d.doc_id))
 
 
@@ -227,7 +234,7 @@ def feedback_section(a: Assistant) -> None:
     if latest:
         st.dataframe([{"时间": e["timestamp"], "评价": e.get("rating"), "问题": e["question"],
                        "评论": e.get("comment", ""), "回答": e["answer"]} for e in latest],
-                     hide_index=True, use_container_width=True)
+                     hide_index=True, width="stretch")
     st.download_button("⬇ 导出为候选标注（gold JSONL）", data=store.export_gold_jsonl(),
                        file_name="feedback-gold-candidates.jsonl", mime="application/jsonl",
                        disabled=not (ups or downs), help="facts 需人工补全后再加入 evals/gold.jsonl")
@@ -235,8 +242,8 @@ def feedback_section(a: Assistant) -> None:
 
 def eval_page(a: Assistant) -> None:
     st.header("评测")
-    root = logic.reports_dir()
-    problem = logic.eval_unavailable()
+    root = evals_view.reports_dir()
+    problem = evals_view.eval_unavailable()
     with st.container(border=True):
         st.markdown("**运行离线评测**（抽取模式，全部标注问题 + 基线；"
                     "会先确认 seeds/ 已在索引中，约需几分钟）")
@@ -246,13 +253,13 @@ def eval_page(a: Assistant) -> None:
         if st.button("▶ 运行评测", disabled=bool(problem)):
             bar = st.progress(0.0, text="开始…")
             try:
-                out = logic.run_offline_eval(a, root, bar.progress, baselines=baselines)
+                out = evals_view.run_offline_eval(a, root, bar.progress, baselines=baselines)
             except AssistantError as exc:
                 st.error(logic.error_text(exc))
             else:
                 st.success(f"报告已写入 {out}")
             bar.empty()
-    report = logic.latest_eval(root)
+    report = evals_view.latest_eval(root)
     if report is None:
         st.info(f"还没有评测报告（{root}）。点击上方按钮，或在命令行运行 `assistant eval`。")
     else:
@@ -260,17 +267,21 @@ def eval_page(a: Assistant) -> None:
         st.subheader(f"最新报告 {report.name}")
         st.caption(f"模式 {cfg.get('mode')} · 嵌入 {cfg.get('embedding_model')} · top_k {cfg.get('top_k')} · "
                    f"{cfg.get('n_items')} 题 · git {cfg.get('git_commit')} · {report.path}")
+        cards = evals_view.headline_metrics(report)
+        for col, (label, value, delta) in zip(st.columns(max(len(cards), 1)), cards, strict=False):
+            col.metric(label, value, delta)
         st.markdown("#### 我们 vs 基线")
-        st.dataframe(logic.comparison_rows(report), hide_index=True, use_container_width=True)
+        rows = evals_view.comparison_rows(report)
+        st.dataframe(rows, hide_index=True, width="stretch", height=36 * (len(rows) + 1) + 4)
         cols = st.columns(2)
         for i, chart in enumerate(report.charts):
-            cols[i % 2].image(str(chart), caption=chart.stem, use_container_width=True)
+            cols[i % 2].image(str(chart), caption=chart.stem, width="stretch")
         st.markdown("#### 分类别")
-        st.dataframe(logic.category_rows(report), hide_index=True, use_container_width=True)
-        fails = logic.failure_rows(report)
+        st.dataframe(evals_view.category_rows(report), hide_index=True, width="stretch")
+        fails = evals_view.failure_rows(report)
         st.markdown(f"#### 未通过的题目（{len(fails)}）")
         if fails:
-            st.dataframe(fails, hide_index=True, use_container_width=True)
+            st.dataframe(fails, hide_index=True, width="stretch")
         with st.expander("summary.md"):
             st.markdown(report.summary)
     feedback_section(a)

@@ -1,0 +1,164 @@
+"""End to end in headless Chromium: ``streamlit run`` on a free port, ask, open a citation.
+
+Needs Debian's ``chromium`` and ``chromium-driver`` (and ``fonts-noto-cjk`` for
+readable screenshots); skips cleanly without them.  Saves ``docs/screenshot-chat.png``
+and, when an eval report exists, ``docs/screenshot-eval.png``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from test_ui_app import APP, QUOTE, ROOT, SEED_Q, offline_env, seed_index
+
+if TYPE_CHECKING:
+    from selenium.webdriver.remote.webdriver import WebDriver
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+DOCS = ROOT / "docs"
+CHROME_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1400,1200", "--lang=zh-CN")
+
+
+def _driver_path() -> str | None:
+    found = shutil.which("chromedriver")
+    return found or ("/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").is_file() else None)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"streamlit exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"streamlit did not serve within {timeout}s:\n{log.read_text(errors='replace')}")
+
+
+@pytest.fixture(scope="module")
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if not CHROMIUM.is_file() or _driver_path() is None:
+        pytest.skip("needs /usr/bin/chromium and chromedriver: apt-get install -y chromium chromium-driver")
+    pytest.importorskip("selenium")
+    data = seed_index(request.config, tmp_path_factory)
+    env = offline_env(data)
+    if os.environ.get("ASSISTANT_EVAL_REPORTS"):
+        env["ASSISTANT_EVAL_REPORTS"] = os.environ["ASSISTANT_EVAL_REPORTS"]
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
+             "--browser.gatherUsageStats", "false", "--browser.serverAddress", "localhost",
+             "--server.address", "127.0.0.1", "--server.port", str(port)],
+            cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_healthy(url, proc, log)
+        yield url
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+
+
+@pytest.fixture
+def driver(tmp_path: Path) -> Iterator[WebDriver]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    opts = Options()
+    opts.binary_location = str(CHROMIUM)
+    for flag in (*CHROME_FLAGS, f"--user-data-dir={tmp_path / 'chrome-profile'}"):
+        opts.add_argument(flag)
+    d = webdriver.Chrome(service=Service(executable_path=_driver_path()), options=opts)
+    d.set_page_load_timeout(60)
+    try:
+        yield d
+    finally:
+        d.quit()
+
+
+def test_ask_open_a_citation_and_see_the_highlighted_quote(server: str, driver: WebDriver) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(driver, 120)
+    driver.get(server)
+    box = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "[data-testid='stChatInput'] textarea")))
+    box.send_keys(SEED_Q)
+    box.send_keys(Keys.ENTER)
+    answer = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "div.answer-text")))
+    wait.until(lambda d: "3.15" in d.find_element(By.CSS_SELECTOR, "div.answer-text").text)
+    assert "3.15" in answer.text
+
+    chip = driver.find_element(By.CSS_SELECTOR, "a.cite-chip")
+    assert chip.text == "1" and QUOTE in (chip.get_attribute("title") or "")
+    handles = driver.window_handles
+    chip.click()  # jumps to the sources panel, in the same tab
+    assert driver.window_handles == handles
+
+    summaries = driver.find_elements(By.CSS_SELECTOR, "[data-testid='stExpander'] summary")
+    source = next(s for s in summaries if "[1] " in s.text)  # the text starts with the icon's name
+    assert "丽水市" in source.text
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", source)
+    source.click()
+    mark = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "mark.cite-quote")))
+    assert QUOTE in mark.text
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", answer)
+    time.sleep(0.5)  # let the expander animation settle before the screenshot
+    DOCS.mkdir(exist_ok=True)
+    assert driver.save_screenshot(str(DOCS / "screenshot-chat.png"))
+
+
+def test_eval_dashboard_screenshot(server: str, driver: WebDriver) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from assistant.ui.evals_view import latest_eval, reports_dir
+
+    wait = WebDriverWait(driver, 60)
+    driver.get(f"{server}/?page=eval")
+    wait.until(lambda d: "评测" in d.find_element(By.TAG_NAME, "body").text)
+    report = latest_eval(reports_dir())
+    if report is None:
+        wait.until(lambda d: "还没有评测报告" in d.find_element(By.TAG_NAME, "body").text)
+        pytest.skip("no eval report under evals/reports: run `assistant eval` first for the screenshot")
+    wait.until(lambda d: f"最新报告 {report.name}" in d.find_element(By.TAG_NAME, "body").text)
+    if report.charts:
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "[data-testid='stImage'] img")) >= 1)
+    driver.set_window_size(1400, 2300)  # the whole dashboard down to the charts
+    time.sleep(1.5)  # images and data grids paint asynchronously
+    DOCS.mkdir(exist_ok=True)
+    assert driver.save_screenshot(str(DOCS / "screenshot-eval.png"))
