@@ -23,7 +23,7 @@ from .types import Chunk, Citation, Filters, ScoredChunk
 
 REFUSAL = "所提供的报告中没有找到"
 _CLAUSE_RE = re.compile(r"[,，;；:：]")
-_GENERIC = frozenset("工作 情况 相关 内容 报告 哪些 哪个 什么 多少 怎样 如何 是否 主要 提到 提出 具体 "
+_GENERIC = frozenset("工作 情况 相关 内容 报告 哪些 哪个 什么 多少 怎样 如何 是否 主要 提到 提出 具体 实际 各自 "
                      "方面 措施 做法 举措 开展 推进 加强 全市 全面 卫生 健康 卫生健康 2025 2024 "
                      "which what how many much does did the in of for".split())
 
@@ -60,7 +60,10 @@ def _question_terms(info: QueryInfo, tokenize: Callable[[str], list[str]]) -> li
     drop = {str(y) for y in (*info.years, *info.unknown_years)}
     for c in (*info.cities, *info.unknown_places):
         drop |= {c, re.sub(r"(市|县|区)$", "", c)}
-    return [t for t in dict.fromkeys(tokenize(info.question)) if t not in drop and t not in _GENERIC]
+    # Single characters (又, 还, 也, 率) carry no topic but can be rare, which would make
+    # them the "key" term; they still count through the words that contain them.
+    return [t for t in dict.fromkeys(tokenize(info.question))
+            if t not in drop and t not in _GENERIC and not (len(t) == 1 and not t.isascii())]
 
 
 def _weights(qterms: Sequence[str], kw: KeywordIndex) -> dict[str, float]:
@@ -120,15 +123,18 @@ def _trim(text: str, start: int, end: int, weights: dict[str, float], tokenize: 
     return a, b
 
 
+_RANK_RE = re.compile(r"第\s*[\d一二三四五六七八九十]+")
+
+
 def _states_figure(s_text: str, weights: dict[str, float], keys: set[str],
-                   tokenize: Callable[[str], list[str]]) -> bool:
+                   tokenize: Callable[[str], list[str]], ordinal: bool = False) -> bool:
     """Does a clause (with the one before it, which often holds the subject) state a
     number next to the asked-for metric? "323攻坚行动" does not answer 健康素养水平."""
     wants_rate = any(t.endswith("率") or t in ("比例", "占比", "百分比") for t in weights)
     clauses = [c for c in _CLAUSE_RE.split(s_text) if c]
     for i, cl in enumerate(clauses):
         nums = numbers_to_check(cl)
-        if not nums:
+        if not nums and not (ordinal and _RANK_RE.search(cl)):
             continue
         if wants_rate and not any(n.unit in ("%", "‰") or "成" in n.raw for n in nums):
             continue  # a rate is stated as a percentage, not as "三个全覆盖"
@@ -151,8 +157,9 @@ def _candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], weights: dict[
             cover = _cover(s_terms, weights)
             if sims is not None:  # no shared terms (an English question): use the embedding
                 cover = max(cover, sims.get((ch.chunk_id, a), 0.0))
-            has_num = bool(numbers_to_check(s_text))
-            key_hit = _states_figure(s_text, weights, keys, tokenize) if info.wants_figure and has_num \
+            ordinal = "第几" in info.question  # "排第几?" is answered by 第5, an ordinal
+            has_num = bool(numbers_to_check(s_text)) or (ordinal and bool(_RANK_RE.search(s_text)))
+            key_hit = _states_figure(s_text, weights, keys, tokenize, ordinal) if info.wants_figure and has_num \
                 else bool(keys & s_terms)
             if sims is not None:
                 key_hit = key_hit or has_num
@@ -321,10 +328,12 @@ def answer(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: KeywordInd
         best = pool[0]
         picked.append(best)
         if info.wants_department:
-            # The task the department owns: the heading sentence of the same chunk.
-            head = next((c for c in cands if c.sc is best.sc and c.start == best.sc.chunk.start), None)
-            if head and head is not best:
-                picked.insert(0, head)
+            # The task (the chunk's heading sentence) and its (责任科室:…) note, together.
+            dept = next((c for c in pool if "责任" in c.text), None)
+            if dept is not None:
+                head = next((c for c in cands if c.sc is dept.sc and c.start == dept.sc.chunk.start), None)
+                picked = [c for c in (head, dept) if c is not None]
+                best = dept
         for c in pool[1:]:
             if len(picked) >= s.max_sentences:
                 break
@@ -379,6 +388,6 @@ def refusal_text(info: QueryInfo, contexts: Sequence[ScoredChunk]) -> str:
         label = f"{ch.city or ''}{ch.year or ''}{'年' if ch.year else ''} {ch.path_str}".strip()
         if label not in closest:
             closest.append(label)
-    if closest:
-        text += "最接近的章节:" + ";".join(closest) + "。"
+    if closest:  # one sentence with the refusal phrase: a pointer, not a claim
+        text = text[:-1] + ";最接近的章节:" + ";".join(closest) + "。"
     return text

@@ -26,7 +26,7 @@ from .errors import AssistantError, LLMAuthError, LLMError, LLMModelNotFoundErro
 from .extractive import REFUSAL, ExtractiveSettings, refusal_text
 from .extractive import answer as extractive_answer
 from .gazetteer import Gazetteer
-from .index import ChunkStore, ManifestEntry
+from .index import ChunkStore, ManifestEntry, drop_index
 from .ingest import IngestProgress, IngestReport, Ingestor
 from .llm import LLM, Completion, Message, OpenAIChatLLM
 from .prompts import PromptLibrary
@@ -136,10 +136,14 @@ class Assistant:
         """Index files or folders incrementally (see :mod:`assistant.ingest`)."""
         with self._ingest_lock:
             if rebuild:
-                self.store.reset()
+                # Not self.store: opening the store checks the embedding model, and a
+                # rebuild is exactly how an index of another model gets replaced.
                 with self._init_lock:
-                    self._store = None
-                    self._retriever = None
+                    store, self._store, self._retriever = self._store, None, None
+                if store is not None:
+                    store.reset()
+                else:
+                    drop_index(self.settings.index)
             report = Ingestor(self.store, self.embedder, self.settings).run(paths, prune=prune, progress=progress)
             self.retriever.refresh()
             return report
@@ -218,6 +222,17 @@ class Assistant:
         t = time.perf_counter()
         contexts = self.retriever.retrieve(standalone, info.filters, groups=info.groups, query_vector=qv)
         timings.append(("retrieve", time.perf_counter() - t))
+        if not contexts:
+            # Nothing under these filters (a city or year the reports don't cover): refuse
+            # without asking anyone, naming the closest sections found without filters.
+            closest = self.retriever.retrieve(standalone, Filters(), top_k=3, query_vector=qv)
+            text = refusal_text(info, closest)
+            yield text
+            yield Answer(question=question, text=text, citations=(), refused=True, mode=self.mode,  # type: ignore[arg-type]
+                         warnings=tuple(warnings), contexts=tuple(closest), filters=info.filters,
+                         standalone_question=standalone if standalone != question else None,
+                         timings=tuple(timings), model=llm.model if llm else None)
+            return
         if llm is not None:
             try:
                 yield from self._generate_llm(info, contexts, llm, timings, warnings, question, standalone)
@@ -252,7 +267,9 @@ class Assistant:
                                sentence_scorer=self._sentence_sims, corpus=corpus.chunks)
         timings.append(("generate", time.perf_counter() - t))
         t = time.perf_counter()
-        sources = {c.marker: c.quote for c in ex.citations}
+        sources: dict[int, str] = {}
+        for c in ex.citations:  # one marker may cite several sentences of its chunk
+            sources[c.marker] = f"{sources.get(c.marker, '')}\n{c.quote}".strip()
         verified = verify_answer(ex.text, sources)
         timings.append(("verify", time.perf_counter() - t))
         warnings += [f"未被引文支持的句子: {s.text}" for s in verified.sentences if not s.supported]

@@ -13,7 +13,7 @@ from .types import Filters, YearRole
 
 _YEAR_RE = re.compile(r"(?<!\d)((?:19|20)\d{2})(?!\d)")
 _FIGURE_RE = re.compile(
-    r"多少|多久|多长时间|多高|多大|几[个项家所名万人次岁张床%％]?|比例|比率|占比|百分之|目标值|数量|数值|达到?\s*[？?]|"
+    r"多少|多久|多长时间|多高|多大|(?<!哪)几[个项家所名万人次岁张床%％]?|比例|比率|占比|百分之|目标值|数量|数值|达到?\s*[？?]|"
     r"how many|how much|what (?:percentage|share|rate|number)|\brate\b|number of", re.I)
 _DEPT_RE = re.compile(r"责任科室|哪个科室|哪些科室|什么科室|负责科室|牵头科室|科室负责|由哪|谁负责|责任单位|"
                       r"which (?:department|office)|responsible", re.I)
