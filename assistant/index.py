@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -150,23 +151,10 @@ class ChunkStore:
 
     @property
     def location(self) -> str:
-        s = self._settings
-        return f"http://{s.chroma_host}:{s.chroma_port}" if s.chroma_host else str(s.chroma_path)
+        return _location(self._settings)
 
     def _connect(self):  # noqa: ANN202
-        import chromadb
-        from chromadb.config import Settings as ChromaSettings
-
-        cs = ChromaSettings(anonymized_telemetry=False)
-        s = self._settings
-        try:
-            if s.chroma_host:
-                return chromadb.HttpClient(host=s.chroma_host, port=s.chroma_port, ssl=s.chroma_ssl, settings=cs)
-            s.chroma_path.mkdir(parents=True, exist_ok=True)
-            return chromadb.PersistentClient(path=str(s.chroma_path), settings=cs)
-        except Exception as exc:
-            raise IndexError_(f"Cannot reach Chroma at {self.location}: {type(exc).__name__}: {exc}",
-                              "Is the server running? Unset CHROMA_HOST to use the embedded store.") from None
+        return _connect(self._settings)
 
     def _check_model(self) -> None:
         md = self._col.metadata or {}
@@ -217,11 +205,7 @@ class ChunkStore:
     def reset(self) -> None:
         """Drop the collection and manifest (``ingest --rebuild``)."""
         with self._write_lock:
-            for name in (self._settings.collection, self._settings.collection + "-manifest"):
-                try:
-                    self._client.delete_collection(name)
-                except Exception:  # noqa: S110 - absent is fine
-                    pass
+            drop_index(self._settings, self._client)
 
     # --- reads ----------------------------------------------------------------
 
@@ -283,6 +267,34 @@ class ChunkStore:
             if len(ids) < _PAGE:
                 return
             offset += _PAGE
+
+
+def _location(s: IndexSettings) -> str:
+    return f"http://{s.chroma_host}:{s.chroma_port}" if s.chroma_host else str(s.chroma_path)
+
+
+def _connect(s: IndexSettings):  # noqa: ANN202 - chromadb client types
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    cs = ChromaSettings(anonymized_telemetry=False)
+    try:
+        if s.chroma_host:
+            return chromadb.HttpClient(host=s.chroma_host, port=s.chroma_port, ssl=s.chroma_ssl, settings=cs)
+        s.chroma_path.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(s.chroma_path), settings=cs)
+    except Exception as exc:
+        raise IndexError_(f"Cannot reach Chroma at {_location(s)}: {type(exc).__name__}: {exc}",
+                          "Is the server running? Unset CHROMA_HOST to use the embedded store.") from None
+
+
+def drop_index(settings: IndexSettings, client: Any = None) -> None:
+    """Delete the collection and its manifest *without opening them*, so an index built
+    with another embedding model can be dropped too (``ingest --rebuild``)."""
+    client = client or _connect(settings)
+    for name in (settings.collection, settings.collection + "-manifest"):
+        with contextlib.suppress(Exception):  # absent is fine
+            client.delete_collection(name)
 
 
 def _manifest_id(key: str) -> str:
