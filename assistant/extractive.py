@@ -32,7 +32,7 @@ _GENERIC = frozenset("工作 情况 相关 内容 报告 哪些 哪个 什么 �
 class ExtractiveSettings:
     min_cover: float = 0.34  # share of the question's idf mass a sentence must contain
     max_sentences: int = 2
-    max_chars: int = 160  # per quoted sentence before clause trimming
+    max_chars: int = 80  # per quoted sentence before clause trimming
     answer_chars: int = 260
 
 
