@@ -145,9 +145,17 @@ class ChunkStore:
             raise IndexError_(f"Cannot open Chroma collection {settings.collection!r} at {self.location}: "
                               f"{type(exc).__name__}: {exc}", "Check CHROMA_HOST/CHROMA_PORT or the data dir.") from None
         self._check_model()
-        from llama_index.vector_stores.chroma import ChromaVectorStore
+        self._vector_store: Any = None
 
-        self.vector_store = ChromaVectorStore(chroma_collection=self._col)
+    @property
+    def vector_store(self) -> Any:
+        """llama-index's ChromaVectorStore over the collection, for writes. Built on first
+        write: importing llama-index costs ~1.7 s a read-only process need not pay."""
+        if self._vector_store is None:
+            from llama_index.vector_stores.chroma import ChromaVectorStore
+
+            self._vector_store = ChromaVectorStore(chroma_collection=self._col)
+        return self._vector_store
 
     @property
     def location(self) -> str:
