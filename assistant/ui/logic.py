@@ -244,8 +244,16 @@ def closest_sections(answer: Answer, unfiltered: Callable[[], Sequence[ScoredChu
     """What a refusal shows instead of an answer: (the top retrieved sections, whether
     they come from ``unfiltered``).  When the filters matched nothing (a city the index
     lacks, say) the answer has no contexts, so the nearest sections anywhere are shown."""
-    if answer.contexts or unfiltered is None:
-        return [sc.chunk for sc in answer.contexts[:n]], False
+    from assistant.retrieval import matches
+
+    if answer.contexts:
+        # The facade answers "nothing under these filters" with the closest sections
+        # found without them: say so.
+        outside = not answer.filters.empty and not any(matches(sc.chunk, answer.filters)
+                                                        for sc in answer.contexts)
+        return [sc.chunk for sc in answer.contexts[:n]], outside
+    if unfiltered is None:
+        return [], False
     return [sc.chunk for sc in list(unfiltered())[:n]], True
 
 
