@@ -291,6 +291,7 @@ class ItemScore:
     completion_tokens: int = 0
     cost_usd: float = 0.0
     k: int = 5
+    answer_chars: int = 0  # answer length without citation markers
 
     @property
     def fact_recall(self) -> float:
@@ -352,6 +353,7 @@ def score_item(item: GoldItem, answer: Answer, *, k: int = 5, price_prompt_per_m
         completion_tokens=answer.usage.completion_tokens,
         cost_usd=cost_usd(answer.usage, price_prompt_per_m, price_completion_per_m),
         k=k,
+        answer_chars=len(re.sub(r"\[\d+\]", "", answer.text).strip()),
     )
 
 
@@ -395,6 +397,9 @@ def aggregate(scores: Sequence[ItemScore], *, k: int | None = None) -> dict[str,
     out["answers_with_missing_numbers"] = _mean([float(bool(s.numbers_missing)) for s in answered])
     out["refusal_accuracy"] = _mean([float(s.refused) for s in una])
     out["false_refusal_rate"] = _mean([float(s.refused) for s in ans])
+    lengths = [float(s.answer_chars) for s in ans if not s.refused]
+    # "Can a reader take it in at a glance?": median characters of answered questions.
+    out["answer_chars_p50"] = percentile(lengths, 50) if lengths else None
     if scores:
         stages = sorted({st for s in scores for st, _ in s.stages})
         for st in stages:

@@ -38,6 +38,7 @@ OURS_ONLY_ROWS: tuple[tuple[str, str], ...] = (
     ("answers_with_missing_numbers", "answers with numbers missing from cited quotes"),
     ("numbers_missing_per_answer", "numbers missing from cited quotes per answer"),
     ("pass_rate", "items passed"),
+    ("answer_chars_p50", "median answer length (characters, answered items)"),
     ("judge_correctness", "judge correctness (1-5)"),
     ("judge_faithfulness", "judge faithfulness (1-5)"),
     ("prompt_tokens_mean", "prompt tokens per answer"),
