@@ -15,7 +15,7 @@ from .types import Answer, Chunk, Citation, Document, Filters, ScoredChunk  # no
 __all__ = ["Answer", "Assistant", "Chunk", "Citation", "Document", "Filters", "ScoredChunk", "Settings"]
 
 
-def __getattr__(name: str):  # noqa: ANN202 - lazy import keeps `import assistant` cheap
+def __getattr__(name: str):
     if name == "Assistant":
         from .facade import Assistant
 

@@ -44,7 +44,8 @@ _QUOTED_TITLE_RE = re.compile(r"《([^》]{4,60})》")
 _REVIEW_WORDS = ("总结", "回顾", "完成情况", "工作情况", "成效", "进展")
 _PLAN_WORDS = ("要点", "计划", "安排", "重点工作", "思路", "打算", "任务")
 _HEADING_YEAR_RE = re.compile(r"(?:^|\n|\s)[一二三四五六七八九十]{1,3}[、.．]\s*([^\n。]{0,40})")
-_ISSUER_RE = re.compile(r"^.{2,24}(委员会|卫生健康委|卫健委|卫生健康局|卫生局|卫生和计划生育委员会|人民政府|办公室|办公厅)$")
+_ISSUER_RE = re.compile(
+    r"^.{2,24}(委员会|卫生健康委|卫健委|卫生健康局|卫生局|卫生和计划生育委员会|人民政府|办公室|办公厅)$")
 
 
 def clean_lines(text: str) -> tuple[str, dict[str, str]]:

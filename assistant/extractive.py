@@ -23,9 +23,12 @@ from .types import Chunk, Citation, Filters, ScoredChunk
 
 REFUSAL = "所提供的报告中没有找到"
 _CLAUSE_RE = re.compile(r"[,，;；:：]")
-_GENERIC = frozenset("工作 情况 相关 内容 报告 哪些 哪个 什么 多少 怎样 如何 是否 主要 提到 提出 具体 实际 各自 "
-                     "方面 措施 做法 举措 开展 推进 加强 全市 全面 卫生 健康 卫生健康 2025 2024 "
-                     "which what how many much does did the in of for".split())
+_GENERIC = frozenset([
+    "工作", "情况", "相关", "内容", "报告", "哪些", "哪个", "什么", "多少", "怎样", "如何",
+    "是否", "主要", "提到", "提出", "具体", "实际", "各自", "方面", "措施", "做法", "举措",
+    "开展", "推进", "加强", "全市", "全面", "卫生", "健康", "卫生健康", "which", "what",
+    "how", "many", "much", "does", "did", "the", "in", "of", "for",
+])
 
 
 @dataclass(frozen=True)
@@ -181,7 +184,8 @@ def _heading_span(heading: str, doc_id: str, corpus: Sequence[Chunk]) -> tuple[C
     return None
 
 
-_ORDINAL_Q_RE = re.compile(r"第\s*([（(]?[一二三四五六七八九十]+[)）]?)\s*(?:大?部分|条|项)|([（(][一二三四五六七八九十]+[)）])")
+_ORDINAL_Q_RE = re.compile(
+    r"第\s*([（(]?[一二三四五六七八九十]+[)）]?)\s*(?:大?部分|条|项)|([（(][一二三四五六七八九十]+[)）])")
 
 
 def _cite_heading(heading: str, doc_id: str, corpus: Sequence[Chunk], cites: list[Citation]) -> int | None:

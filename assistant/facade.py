@@ -27,7 +27,7 @@ from .extractive import REFUSAL, ExtractiveSettings, refusal_text
 from .extractive import answer as extractive_answer
 from .gazetteer import Gazetteer
 from .index import ChunkStore, ManifestEntry, drop_index
-from .ingest import IngestProgress, IngestReport, Ingestor
+from .ingest import Ingestor, IngestProgress, IngestReport
 from .llm import LLM, Completion, Message, OpenAIChatLLM
 from .prompts import PromptLibrary
 from .query import QueryInfo, analyze, carry_over

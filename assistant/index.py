@@ -33,7 +33,7 @@ SCHEMA_VERSION = 1
 _PAGE = 1000
 
 
-def _refusing_embedding_function():  # noqa: ANN202 - chromadb generic types
+def _refusing_embedding_function():
     from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 
     class RefuseToEmbed(EmbeddingFunction[Documents]):
@@ -42,7 +42,7 @@ def _refusing_embedding_function():  # noqa: ANN202 - chromadb generic types
         def __init__(self) -> None:
             pass
 
-        def __call__(self, input: Documents) -> Embeddings:  # noqa: A002 - chromadb's signature
+        def __call__(self, input: Documents) -> Embeddings:
             raise IndexError_(
                 "Chroma was asked to embed text itself (a call passed text without vectors).",
                 "This is a bug in the caller: pass embeddings explicitly.",
@@ -143,7 +143,8 @@ class ChunkStore:
                 settings.collection + "-manifest", metadata={"schema": SCHEMA_VERSION}, embedding_function=ef)
         except Exception as exc:  # chromadb raises many types; name the place and move on
             raise IndexError_(f"Cannot open Chroma collection {settings.collection!r} at {self.location}: "
-                              f"{type(exc).__name__}: {exc}", "Check CHROMA_HOST/CHROMA_PORT or the data dir.") from None
+                              f"{type(exc).__name__}: {exc}",
+                              "Check CHROMA_HOST/CHROMA_PORT or the data dir.") from None
         self._check_model()
         self._vector_store: Any = None
 
@@ -161,7 +162,7 @@ class ChunkStore:
     def location(self) -> str:
         return _location(self._settings)
 
-    def _connect(self):  # noqa: ANN202
+    def _connect(self):
         return _connect(self._settings)
 
     def _check_model(self) -> None:
@@ -235,7 +236,8 @@ class ChunkStore:
 
     def all_chunks(self) -> list[tuple[Chunk, list[str]]]:
         """Every chunk with its stored terms, in (doc, ordinal) order."""
-        out = [chunk_from_record(i, d or "", md) for i, d, md in self._iter(self._col, include=["documents", "metadatas"])]
+        records = self._iter(self._col, include=["documents", "metadatas"])
+        out = [chunk_from_record(i, d or "", md) for i, d, md in records]
         return sorted(out, key=lambda ct: (ct[0].doc_id, ct[0].ordinal))
 
     def count(self) -> int:
@@ -281,7 +283,7 @@ def _location(s: IndexSettings) -> str:
     return f"http://{s.chroma_host}:{s.chroma_port}" if s.chroma_host else str(s.chroma_path)
 
 
-def _connect(s: IndexSettings):  # noqa: ANN202 - chromadb client types
+def _connect(s: IndexSettings):
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 

@@ -141,7 +141,8 @@ class Ingestor:
             if counts.get(e.doc_id, 0) != e.n_chunks:
                 self._store.delete_doc(e.doc_id)
                 self._store.delete_manifest(e.key)
-                repaired.append(f"dropped incomplete {Path(e.key).name} ({counts.get(e.doc_id, 0)}/{e.n_chunks} chunks)")
+                have = counts.get(e.doc_id, 0)
+                repaired.append(f"dropped incomplete {Path(e.key).name} ({have}/{e.n_chunks} chunks)")
         return repaired
 
     def run(self, paths: Sequence[str | Path], *, prune: bool = False,

@@ -22,7 +22,8 @@ _HEADING_RE = re.compile(r"第[（(]?[一二三四五六七八九十\d]+[)）]?�
                          r"哪几个方面|哪些方面|章节|section|part (?:one|two|\d)|heading", re.I)
 _REVIEW_RE = re.compile(r"总结|回顾|完成了?|取得|实现了|做了|成效|过去一年|review|achiev|last year", re.I)
 _PLAN_RE = re.compile(r"要点|计划|安排|目标|打算|将要|力争|拟|plan|target|goal", re.I)
-_COMPARE_RE = re.compile(r"比较|对比|相比|分别|各是|各自|差异|不同|和.{1,12}的|与.{1,12}的|compare|versus|vs\.?|both", re.I)
+_COMPARE_RE = re.compile(
+    r"比较|对比|相比|分别|各是|各自|差异|不同|和.{1,12}的|与.{1,12}的|compare|versus|vs\.?|both", re.I)
 _FOLLOWUP_RE = re.compile(r"^(那么?|那|还有|另外|同样|以及|再看|and |what about|how about)", re.I)
 
 

@@ -68,14 +68,17 @@ _jieba = None
 _CJK_RE = re.compile(r"[\u4e00-\u9fff]+")
 _CLASSIFIERS = frozenset("个项家名所位张台座条次件例种类批支")
 
-_STOP = frozenset(
-    "的 了 和 与 及 等 在 是 为 对 将 把 被 从 以 于 并 或 也 都 而 其 之 中 上 下 个 年 "
-    "有 多少 什么 哪些 哪个 怎么 如何 是否 吗 呢 吧 啊 请问 请 一下 各 每 这 那 该 "
-    "市 方面 情况 工作 提出 要求 主要 分别 各自 达到 达 到 目标 the a an of to in and or is are what how".split()
-)
+_STOP = frozenset([
+    "的", "了", "和", "与", "及", "等", "在", "是", "为", "对", "将", "把", "被", "从",
+    "以", "于", "并", "或", "也", "都", "而", "其", "之", "中", "上", "下", "个", "年",
+    "有", "多少", "什么", "哪些", "哪个", "怎么", "如何", "是否", "吗", "呢", "吧", "啊",
+    "请问", "请", "一下", "各", "每", "这", "那", "该", "市", "方面", "情况", "工作", "提出",
+    "要求", "主要", "分别", "各自", "达到", "达", "到", "目标", "the", "a", "an", "of",
+    "to", "in", "and", "or", "is", "are", "what", "how",
+])
 
 
-def _tokenizer():  # noqa: ANN202 - jieba has no type stubs
+def _tokenizer():
     global _jieba
     if _jieba is None:
         with _jieba_lock:
@@ -125,7 +128,7 @@ def warm_up() -> None:
 
 
 @lru_cache(maxsize=1)
-def _encoding():  # noqa: ANN202
+def _encoding():
     from .runtime import apply_process_defaults
 
     apply_process_defaults()

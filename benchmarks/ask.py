@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+    return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
 
 
 def _cold_start(data_dir: str) -> float:

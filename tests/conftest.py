@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from fakes.openai_server import fake_openai  # noqa: F401 - re-exported fixture
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,7 +58,7 @@ def seeded_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def seeded(seeded_dir: Path):  # noqa: ANN201
+def seeded(seeded_dir: Path):
     """A warm offline Assistant over the seeded index (shared: it is thread-safe and read-only)."""
     from assistant.facade import Assistant
 

@@ -14,7 +14,7 @@ from assistant.errors import ConfigError
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_secrets_never_appear_in_repr_or_dump(monkeypatch: pytest.MonkeyPatch, caplog) -> None:  # noqa: ANN001
+def test_secrets_never_appear_in_repr_or_dump(monkeypatch: pytest.MonkeyPatch, caplog) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-very-secret-1")
     s = Settings.load(env_file=None)
     assert s.llm.enabled

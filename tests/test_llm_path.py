@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import make_settings
 
 from assistant.errors import LLMAuthError, LLMModelNotFoundError
 from assistant.facade import Assistant
 from assistant.types import Answer
-from conftest import make_settings
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,7 @@ def quoting_responder(req: dict[str, Any]) -> str:
     return "所提供的报告中没有找到相关内容。"
 
 
-def _assistant(seeded_dir: Path, server, **llm: Any) -> Assistant:  # noqa: ANN001
+def _assistant(seeded_dir: Path, server, **llm: Any) -> Assistant:
     settings = make_settings(seeded_dir, llm={"provider": "auto", "base_url": server.base_url, "model": "fake-model",
                                               "timeout": 5.0, "max_retries": 2, "context_window": 16000, **llm})
     return Assistant(settings)
@@ -43,7 +43,7 @@ def _assistant(seeded_dir: Path, server, **llm: Any) -> Assistant:  # noqa: ANN0
 Q = "丽水市2019年市级医院排队平均时间缩短到多少?"
 
 
-def test_non_streaming_answer_with_verified_citation(seeded_dir, fake_openai) -> None:  # noqa: ANN001
+def test_non_streaming_answer_with_verified_citation(seeded_dir, fake_openai) -> None:
     fake_openai.responder = quoting_responder
     a = _assistant(seeded_dir, fake_openai)
     ans = a.ask(Q)
@@ -60,7 +60,7 @@ def test_non_streaming_answer_with_verified_citation(seeded_dir, fake_openai) ->
     assert "3.15分钟" in req["messages"][1]["content"]
 
 
-def test_streaming_yields_deltas_then_the_answer(seeded_dir, fake_openai) -> None:  # noqa: ANN001
+def test_streaming_yields_deltas_then_the_answer(seeded_dir, fake_openai) -> None:
     fake_openai.responder = quoting_responder
     a = _assistant(seeded_dir, fake_openai)
     parts = list(a.stream(Q))
@@ -72,7 +72,7 @@ def test_streaming_yields_deltas_then_the_answer(seeded_dir, fake_openai) -> Non
     assert any(s == "first_token" for s, _ in final.timings)
 
 
-def test_rate_limit_then_success(seeded_dir, fake_openai) -> None:  # noqa: ANN001
+def test_rate_limit_then_success(seeded_dir, fake_openai) -> None:
     fake_openai.responder = quoting_responder
     fake_openai.enqueue(status=429)
     a = _assistant(seeded_dir, fake_openai)
@@ -81,7 +81,7 @@ def test_rate_limit_then_success(seeded_dir, fake_openai) -> None:  # noqa: ANN0
     assert len(fake_openai.requests_to("/v1/chat/completions")) == 2
 
 
-def test_timeout_falls_back_to_extractive_with_a_notice(seeded_dir, fake_openai) -> None:  # noqa: ANN001
+def test_timeout_falls_back_to_extractive_with_a_notice(seeded_dir, fake_openai) -> None:
     fake_openai.enqueue(delay=3.0, times=3)
     a = _assistant(seeded_dir, fake_openai, timeout=0.5, max_retries=0)
     ans = a.ask(Q)
@@ -90,7 +90,7 @@ def test_timeout_falls_back_to_extractive_with_a_notice(seeded_dir, fake_openai)
     assert any("离线抽取模式" in w for w in ans.warnings)
 
 
-def test_bad_key_gives_a_clear_error_without_the_key(seeded_dir, fake_openai) -> None:  # noqa: ANN001
+def test_bad_key_gives_a_clear_error_without_the_key(seeded_dir, fake_openai) -> None:
     fake_openai.api_key = "sk-right"
     a = _assistant(seeded_dir, fake_openai, api_key="sk-wrong-secret-123")
     with pytest.raises(LLMAuthError) as info:
@@ -99,14 +99,14 @@ def test_bad_key_gives_a_clear_error_without_the_key(seeded_dir, fake_openai) ->
     assert "sk-wrong-secret-123" not in str(info.value)
 
 
-def test_unknown_model_gives_a_clear_error(seeded_dir, fake_openai) -> None:  # noqa: ANN001
+def test_unknown_model_gives_a_clear_error(seeded_dir, fake_openai) -> None:
     fake_openai.models = ["real-model"]
     a = _assistant(seeded_dir, fake_openai)
     with pytest.raises(LLMModelNotFoundError, match="fake-model"):
         a.ask(Q)
 
 
-def test_number_not_in_cited_source_is_flagged(seeded_dir, fake_openai) -> None:  # noqa: ANN001
+def test_number_not_in_cited_source_is_flagged(seeded_dir, fake_openai) -> None:
     fake_openai.responder = lambda req: "市级医院排队平均时间缩短至3.51分钟[1]。"
     ans = _assistant(seeded_dir, fake_openai).ask(Q)
     assert len(ans.unsupported) == 1
@@ -114,7 +114,7 @@ def test_number_not_in_cited_source_is_flagged(seeded_dir, fake_openai) -> None:
     assert any("未被引文支持" in w for w in ans.warnings)
 
 
-def test_marker_to_no_source_is_removed(seeded_dir, fake_openai) -> None:  # noqa: ANN001
+def test_marker_to_no_source_is_removed(seeded_dir, fake_openai) -> None:
     def responder(req: dict[str, Any]) -> str:
         n = len(_sources(req))
         return f"{quoting_responder(req)[:-1]}[{n + 2}]。"
@@ -126,13 +126,13 @@ def test_marker_to_no_source_is_removed(seeded_dir, fake_openai) -> None:  # noq
     assert any("已删除" in w for w in ans.warnings)
 
 
-def test_uncited_sentence_is_flagged(seeded_dir, fake_openai) -> None:  # noqa: ANN001
+def test_uncited_sentence_is_flagged(seeded_dir, fake_openai) -> None:
     fake_openai.responder = lambda req: quoting_responder(req) + "这一成绩在全省名列前茅。"
     ans = _assistant(seeded_dir, fake_openai).ask(Q)
     assert [s.reason for s in ans.unsupported] == ["no citation"]
 
 
-def test_follow_up_is_condensed_by_the_llm(seeded_dir, fake_openai) -> None:  # noqa: ANN001
+def test_follow_up_is_condensed_by_the_llm(seeded_dir, fake_openai) -> None:
     def responder(req: dict[str, Any]) -> str:
         content = req["messages"][-1]["content"]
         if "独立问题" in content:  # the condense prompt
@@ -146,7 +146,7 @@ def test_follow_up_is_condensed_by_the_llm(seeded_dir, fake_openai) -> None:  # 
     assert all(sc.chunk.city == "余姚市" for sc in ans.contexts)
 
 
-def test_prompt_injection_in_a_document_is_fenced(seeded_dir, fake_openai) -> None:  # noqa: ANN001
+def test_prompt_injection_in_a_document_is_fenced(seeded_dir, fake_openai) -> None:
     fake_openai.responder = quoting_responder
     _assistant(seeded_dir, fake_openai).ask(Q)
     req = fake_openai.requests_to("/v1/chat/completions")[-1].json

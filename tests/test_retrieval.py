@@ -15,7 +15,7 @@ CITIES = ["丽水市", "十堰市", "长沙市", "东莞市", "余姚市"]
 YEARS = [2018, 2019, 2020, 2021, 2024, 2025]
 
 
-def _info(q: str, **kw):  # noqa: ANN202
+def _info(q: str, **kw):
     return analyze(q, corpus_cities=CITIES, corpus_years=YEARS, gazetteer=Gazetteer.default(), **kw)
 
 
@@ -67,7 +67,7 @@ def test_follow_up_carries_the_topic_over() -> None:
 
 
 @pytest.mark.slow
-def test_city_and_year_filter_excludes_near_duplicates(seeded) -> None:  # noqa: ANN001
+def test_city_and_year_filter_excludes_near_duplicates(seeded) -> None:
     q = "东莞2025年家庭医生签约率目标是多少?"
     info = _info(q)
     hits = seeded.retriever.retrieve(q, info.filters)
@@ -78,7 +78,7 @@ def test_city_and_year_filter_excludes_near_duplicates(seeded) -> None:  # noqa:
 
 
 @pytest.mark.slow
-def test_comparison_retrieval_covers_every_city(seeded) -> None:  # noqa: ANN001
+def test_comparison_retrieval_covers_every_city(seeded) -> None:
     q = "结直肠癌筛查:丽水2020年、东莞2025年、余姚2025年各计划筛查多少人?"
     info = _info(q)
     hits = seeded.retriever.retrieve(q, info.filters, groups=info.groups)
@@ -86,7 +86,7 @@ def test_comparison_retrieval_covers_every_city(seeded) -> None:  # noqa: ANN001
 
 
 @pytest.mark.slow
-def test_headings_are_retrievable(seeded) -> None:  # noqa: ANN001
+def test_headings_are_retrievable(seeded) -> None:
     q = "十堰2021年工作要点中衔接实施乡村振兴战略这一部分"
     hits = seeded.retriever.retrieve(q, _info(q).filters)
     assert hits[0].chunk.section_path[0] == "七、衔接实施乡村振兴战略"
@@ -108,7 +108,7 @@ _QUESTIONS = [
 ]
 
 
-def _mrr(seeded, mode: str) -> float:  # noqa: ANN001
+def _mrr(seeded, mode: str) -> float:
     total = 0.0
     for q, doc, quote in _QUESTIONS:
         info = _info(q)
@@ -121,7 +121,7 @@ def _mrr(seeded, mode: str) -> float:  # noqa: ANN001
 
 
 @pytest.mark.slow
-def test_fusion_is_at_least_as_good_as_either_retriever(seeded) -> None:  # noqa: ANN001
+def test_fusion_is_at_least_as_good_as_either_retriever(seeded) -> None:
     hybrid, dense, keyword = (_mrr(seeded, m) for m in ("hybrid", "dense", "keyword"))
     print(f"MRR hybrid={hybrid:.3f} dense={dense:.3f} keyword={keyword:.3f}")
     assert hybrid >= max(dense, keyword) - 0.05
