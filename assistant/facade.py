@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Settings
@@ -345,4 +345,4 @@ def _doc_info(e: ManifestEntry, chunks: int) -> DocInfo:
                    chunks=chunks, fmt=e.fmt, ingested_at=e.ingested_at)
 
 
-__all__ = ["Assistant", "DocInfo", "replace"]
+__all__ = ["Assistant", "DocInfo"]
