@@ -230,6 +230,7 @@ def ui(port: Annotated[int, typer.Option(help="Port")] = 8501,
     app_path = Path(__file__).parent / "ui" / "app.py"
     cmd = [sys.executable, "-m", "streamlit", "run", str(app_path), "--server.headless", "true",
            "--browser.gatherUsageStats", "false", "--browser.serverAddress", "localhost",
+           "--client.toolbarMode", "minimal",
            "--server.address", host, "--server.port", str(port)]
     raise typer.Exit(subprocess.call(cmd))
 
