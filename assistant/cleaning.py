@@ -162,12 +162,17 @@ def detect_issuer_and_date(text: str, fields: dict[str, str]) -> tuple[str | Non
     return issuer, date
 
 
+def sidecar_paths(path: Path) -> tuple[Path, ...]:
+    """Where a report's metadata sidecar may live, in order of preference."""
+    return (path.with_name(path.name + ".meta.yaml"), path.with_name(path.stem + ".meta.yaml"),
+            path.with_name(path.name + ".meta.yml"), path.with_name(path.stem + ".meta.yml"))
+
+
 def read_sidecar(path: Path) -> dict[str, object]:
     """``NAME.meta.yaml`` or ``STEM.meta.yaml`` beside the report, if present."""
     import yaml
 
-    for cand in (path.with_name(path.name + ".meta.yaml"), path.with_name(path.stem + ".meta.yaml"),
-                 path.with_name(path.name + ".meta.yml"), path.with_name(path.stem + ".meta.yml")):
+    for cand in sidecar_paths(path):
         if cand.is_file():
             try:
                 data = yaml.safe_load(cand.read_text(encoding="utf-8")) or {}

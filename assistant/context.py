@@ -83,12 +83,7 @@ def cite(answer_sentences: Sequence[tuple[str, tuple[int, ...]]], sources: Seque
     out = []
     for m in sorted(best):
         _score, a, b = best[m]
-        ch = by_num[m].sc.chunk
-        out.append(Citation(
-            marker=m, chunk_id=ch.chunk_id, doc_id=ch.doc_id, title=ch.title, city=ch.city, year=ch.year,
-            section_path=ch.section_path, quote=ch.text[a:b], start=ch.start + a, end=ch.start + b,
-            source_path=ch.source_path,
-        ))
+        out.append(Citation.from_chunk(m, by_num[m].sc.chunk, a, b))
     return tuple(out)
 
 

@@ -36,7 +36,6 @@ class ExtractiveSettings:
     min_cover: float = 0.34  # share of the question's idf mass a sentence must contain
     max_sentences: int = 2
     max_chars: int = 80  # per quoted sentence before clause trimming
-    answer_chars: int = 260
 
 
 @dataclass(frozen=True)
@@ -194,10 +193,7 @@ def _cite_heading(heading: str, doc_id: str, corpus: Sequence[Chunk], cites: lis
         return None
     hch, a, b = found
     n = next((c.marker for c in cites if c.chunk_id == hch.chunk_id), len({c.chunk_id for c in cites}) + 1)
-    cites.append(Citation(
-        marker=n, chunk_id=hch.chunk_id, doc_id=hch.doc_id, title=hch.title, city=hch.city, year=hch.year,
-        section_path=hch.section_path, quote=hch.text[a:b], start=hch.start + a, end=hch.start + b,
-        source_path=hch.source_path))
+    cites.append(Citation.from_chunk(n, hch, a, b))
     return n
 
 
@@ -353,19 +349,11 @@ def _compose(info: QueryInfo, picked: list[_Cand], groups: Sequence[Filters], we
     parts: list[str] = []
     for c in picked if groups else sorted(picked, key=lambda c: (c.sc.chunk.doc_id, c.start)):
         ch = c.sc.chunk
-        doc_text_start = ch.start
-        a, b = _trim(ch.text, c.start - doc_text_start, c.end - doc_text_start, weights, tokenize,
-                     info.wants_figure, s.max_chars)
-        quote = ch.text[a:b]
-        if ch.chunk_id not in marker_of:
-            marker_of[ch.chunk_id] = len(marker_of) + 1
-        n = marker_of[ch.chunk_id]
-        citations.append(Citation(
-            marker=n, chunk_id=ch.chunk_id, doc_id=ch.doc_id, title=ch.title, city=ch.city, year=ch.year,
-            section_path=ch.section_path, quote=quote, start=doc_text_start + a, end=doc_text_start + b,
-            source_path=ch.source_path,
-        ))
-        body = quote.rstrip("。；;！!？?,，")
+        a, b = _trim(ch.text, c.start - ch.start, c.end - ch.start, weights, tokenize, info.wants_figure,
+                     s.max_chars)
+        n = marker_of.setdefault(ch.chunk_id, len(marker_of) + 1)
+        citations.append(Citation.from_chunk(n, ch, a, b))
+        body = ch.text[a:b].rstrip("。；;！!？?,，")
         prefix = f"{ch.city or ''}{ch.year or ''}{'年' if ch.year else ''}:" if groups else ""
         parts.append(f"{prefix}{body}[{n}]。")
     if groups:

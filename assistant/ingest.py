@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from .chunking import chunk_document
-from .cleaning import build_document, read_sidecar
+from .cleaning import build_document, read_sidecar, sidecar_paths
 from .config import ChunkSettings, Settings
 from .embedding import Embedder
 from .errors import AssistantError, LoadError
@@ -110,8 +110,7 @@ def parse_paths(paths: Sequence[str | Path], chunk_settings: ChunkSettings) -> l
 def fingerprint(path: Path, chunk_settings: ChunkSettings) -> str:
     """Raw bytes + sidecar + parser version + chunk budget: any change re-ingests the file."""
     h = hashlib.sha256(path.read_bytes())
-    for side in (path.with_name(path.name + ".meta.yaml"), path.with_name(path.stem + ".meta.yaml"),
-                 path.with_name(path.name + ".meta.yml"), path.with_name(path.stem + ".meta.yml")):
+    for side in sidecar_paths(path):
         if side.is_file():
             h.update(side.read_bytes())
     h.update(f"|{PARSER_VERSION}|{chunk_settings.model_dump_json()}".encode())

@@ -10,7 +10,7 @@ or a sentence end, when its number is the next one expected at that level.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from .cleaning import years_in
 from .types import Document, Section, YearRole
@@ -177,8 +177,3 @@ def outline_lines(root: Section) -> list[str]:
         dept = f"  (责任科室: {'、'.join(s.departments)})" if s.departments else ""
         lines.append("  " * (s.level - 1) + s.heading + dept)
     return lines
-
-
-def with_preamble(root: Section) -> Section:
-    """Label the root so text before the first heading gets a readable path."""
-    return replace(root, heading="", path=())

@@ -188,6 +188,13 @@ class Citation:
     end: int
     source_path: str = ""
 
+    @classmethod
+    def from_chunk(cls, marker: int, chunk: Chunk, a: int, b: int) -> Citation:
+        """Cite ``chunk.text[a:b]``; offsets are stored relative to the document."""
+        return cls(marker=marker, chunk_id=chunk.chunk_id, doc_id=chunk.doc_id, title=chunk.title,
+                   city=chunk.city, year=chunk.year, section_path=chunk.section_path, quote=chunk.text[a:b],
+                   start=chunk.start + a, end=chunk.start + b, source_path=chunk.source_path)
+
 
 @dataclass(frozen=True)
 class SentenceCheck:
