@@ -15,6 +15,7 @@ import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -102,11 +103,20 @@ class Corpus:
         return cls(chunks, {c.chunk_id: c for c in chunks}, KeywordIndex([c.chunk_id for c in chunks],
                                                                          [t for _c, t in pairs]), version)
 
+    # Asked on every question; the corpus is immutable, so compute once.
+    @cached_property
+    def _cities(self) -> tuple[str, ...]:
+        return tuple(sorted({c.city for c in self.chunks if c.city}))
+
+    @cached_property
+    def _years(self) -> tuple[int, ...]:
+        return tuple(sorted({y for c in self.chunks for y in c.doc_years}))
+
     def cities(self) -> list[str]:
-        return sorted({c.city for c in self.chunks if c.city})
+        return list(self._cities)
 
     def years(self) -> list[int]:
-        return sorted({y for c in self.chunks for y in c.doc_years})
+        return list(self._years)
 
     def mask(self, filters: Filters) -> np.ndarray | None:
         if filters.empty:
