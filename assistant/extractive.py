@@ -374,12 +374,17 @@ def refusal_text(info: QueryInfo, contexts: Sequence[ScoredChunk]) -> str:
         scope = f"（报告库中没有{'、'.join(str(y) for y in info.unknown_years)}年的报告）"
     what = "该问题所问的具体数字" if info.wants_figure else "能回答该问题的内容"
     text = f"{REFUSAL}{what}{scope}。"
-    closest = []
+    pointer = closest_pointer(contexts)
+    # One sentence with the refusal phrase: a pointer, not a claim.
+    return text[:-1] + pointer + "。" if pointer else text
+
+
+def closest_pointer(contexts: Sequence[ScoredChunk]) -> str:
+    """';最接近的章节:丽水市2019年 一、… › (二)…' for up to three retrieved sections ('' if none)."""
+    closest: list[str] = []
     for sc in contexts[:3]:
         ch = sc.chunk
         label = f"{ch.city or ''}{ch.year or ''}{'年' if ch.year else ''} {ch.path_str}".strip()
         if label not in closest:
             closest.append(label)
-    if closest:  # one sentence with the refusal phrase: a pointer, not a claim
-        text = text[:-1] + ";最接近的章节:" + ";".join(closest) + "。"
-    return text
+    return ";最接近的章节:" + ";".join(closest) if closest else ""

@@ -23,7 +23,7 @@ from .config import Settings
 from .context import assemble, budget, cite, prompt_tokens, render_sources
 from .embedding import Embedder, make_embedder
 from .errors import AssistantError, LLMAuthError, LLMError, LLMModelNotFoundError
-from .extractive import REFUSAL, ExtractiveSettings, refusal_text
+from .extractive import REFUSAL, ExtractiveSettings, closest_pointer, refusal_text
 from .extractive import answer as extractive_answer
 from .gazetteer import Gazetteer
 from .index import ChunkStore, ManifestEntry, drop_index
@@ -322,6 +322,9 @@ class Assistant:
         by_num = {s.number: s.sc.chunk.text for s in sources}
         verified = verify_answer(completion.text, by_num)
         refused = REFUSAL in completion.text and not verified.cited
+        text = verified.text
+        if refused and "最接近的章节" not in text:  # the model refused: still point to the nearest sections
+            text = text.rstrip().rstrip("。.") + closest_pointer([s.sc for s in sources]) + "。"
         per_sentence = [(s.text, s.markers) for s in verified.sentences]
         if not per_sentence:
             per_sentence = [(txt, ()) for txt in split_answer_sentences(verified.text)]
@@ -331,7 +334,7 @@ class Assistant:
             warnings.append("已删除指向不存在来源的引用标记: " + " ".join(f"[{m}]" for m in verified.removed_markers))
         warnings += [f"未被引文支持的句子（{s.reason}）: {s.text}" for s in verified.sentences if not s.supported]
         yield Answer(
-            question=question, text=verified.text, citations=citations, refused=refused, mode="llm",
+            question=question, text=text, citations=citations, refused=refused, mode="llm",
             warnings=tuple(warnings), sentences=verified.sentences,
             contexts=tuple(s.sc for s in sources), filters=info.filters,
             standalone_question=standalone if standalone != question else None, usage=completion.usage,

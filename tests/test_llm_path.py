@@ -152,3 +152,11 @@ def test_prompt_injection_in_a_document_is_fenced(seeded_dir, fake_openai) -> No
     req = fake_openai.requests_to("/v1/chat/completions")[-1].json
     system = req["messages"][0]["content"]
     assert "指令" in system or "instruction" in system.lower()
+
+
+def test_llm_refusal_points_to_the_closest_sections(seeded_dir, fake_openai) -> None:
+    fake_openai.responder = lambda req: "所提供的报告中没有找到丽水市2019年的人均预期寿命。"
+    ans = _assistant(seeded_dir, fake_openai).ask("丽水市2019年人均预期寿命是多少?")
+    assert ans.refused and not ans.citations
+    assert "最接近的章节:丽水市2019年" in ans.text
+    assert not ans.unsupported
