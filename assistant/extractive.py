@@ -153,10 +153,14 @@ def _candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], weights: dict[
     out: list[_Cand] = []
     for rank, sc in enumerate(contexts):
         ch = sc.chunk
+        prev_terms: set[str] = set()
         for a, b in sentence_spans(ch.text):
             s_text = ch.text[a:b]
             s_terms = set(tokenize(s_text))
-            cover = _cover(s_terms, weights)
+            # A figure sentence often leaves its subject to the sentence before it
+            # (流动医院…巡回诊疗车…。全市累计巡诊2708次…): that context counts, discounted.
+            cover = max(_cover(s_terms, weights), 0.85 * _cover(s_terms | prev_terms, weights))
+            prev_terms = s_terms
             if sims is not None:  # no shared terms (an English question): use the embedding
                 cover = max(cover, sims.get((ch.chunk_id, a), 0.0))
             ordinal = "第几" in info.question  # "排第几?" is answered by 第5, an ordinal

@@ -211,7 +211,10 @@ class HybridRetriever:
             dense = dense[: s.candidates]
         keyword: list[tuple[str, float]] = []
         if mode in ("hybrid", "keyword"):
-            keyword = corpus.keyword.search(qt, s.candidates, corpus.mask(f))
+            # Only numbers in common with the reports (an English question: "2025"): BM25
+            # would rank by the year alone, so it gets no vote.
+            if any(t in corpus.keyword.idf and not t.isdigit() for t in qt) or mode == "keyword":
+                keyword = corpus.keyword.search(qt, s.candidates, corpus.mask(f))
         if mode == "dense":
             fused = [(cid, sc) for cid, sc in dense]
         elif mode == "keyword":
