@@ -211,6 +211,9 @@ class Assistant:
             timings.append(("condense", time.perf_counter() - t))
         t = time.perf_counter()
         corpus = self.retriever.corpus
+        if not corpus.chunks:
+            raise AssistantError(f"No reports are indexed in {self.store.location}.",
+                                 "Run `assistant ingest [PATHS...]` (default seeds/) or `make run` first.")
         explicit = Filters(cities=(city,) if city else (), years=(int(year),) if year else (),
                            doc_ids=(self.find_document(doc).doc_id,) if doc else ())
         info = analyze(standalone, corpus_cities=corpus.cities(), corpus_years=corpus.years(),

@@ -500,3 +500,15 @@ def test_cli_unknown_document(cli: Callable[..., object], two_seeds: Path) -> No
     assert res.exit_code == 2
     out = _flat(res.output)
     assert "No single document matches 'zzz'" in out and S001 in out
+
+
+def test_asking_an_empty_index_says_to_ingest(tmp_path) -> None:
+    from conftest import make_settings
+
+    from assistant.embedding import FakeEmbedder
+    from assistant.errors import AssistantError
+    from assistant.facade import Assistant
+
+    a = Assistant(make_settings(tmp_path), embedder=FakeEmbedder())
+    with pytest.raises(AssistantError, match="assistant ingest"):
+        a.ask("丽水2019年全市组建了几个县域医共体?")
