@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -311,7 +310,3 @@ def _manifest_id(key: str) -> str:
     import hashlib
 
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
-
-
-def now() -> float:
-    return time.time()

@@ -21,7 +21,7 @@ from .config import ChunkSettings, Settings
 from .embedding import Embedder
 from .errors import AssistantError, LoadError
 from .gazetteer import Gazetteer
-from .index import ChunkStore, ManifestEntry, now
+from .index import ChunkStore, ManifestEntry
 from .loading import discover, load_file
 from .outline import parse_outline
 from .text import terms
@@ -210,7 +210,7 @@ class Ingestor:
                 self._store.delete_doc(doc.doc_id)
             self._store.add_chunks(chunks, matrix, toks)
             entry = ManifestEntry(key=key, sha256=fp, doc_id=doc.doc_id, n_chunks=len(chunks), meta=doc.meta,
-                                  ingested_at=now(), fmt=doc.fmt, chars=len(doc.text))
+                                  ingested_at=time.time(), fmt=doc.fmt, chars=len(doc.text))
             self._store.put_manifest(entry)
             if old and not same_doc and sum(1 for e in manifest.values() if e.doc_id == old.doc_id) <= 1:
                 self._store.delete_doc(old.doc_id)

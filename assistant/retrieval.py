@@ -210,13 +210,12 @@ class HybridRetriever:
             dense = [(cid, sc) for cid, sc in raw if cid in corpus.by_id and matches(corpus.by_id[cid], f)]
             dense = dense[: s.candidates]
         keyword: list[tuple[str, float]] = []
-        if mode in ("hybrid", "keyword"):
-            # Only numbers in common with the reports (an English question: "2025"): BM25
-            # would rank by the year alone, so it gets no vote.
-            if any(t in corpus.keyword.idf and not t.isdigit() for t in qt) or mode == "keyword":
-                keyword = corpus.keyword.search(qt, s.candidates, corpus.mask(f))
+        # With only numbers in common with the reports (an English question: "2025"), BM25
+        # would rank by the year alone, so in hybrid mode it gets no vote.
+        if mode == "keyword" or (mode == "hybrid" and any(t in corpus.keyword.idf and not t.isdigit() for t in qt)):
+            keyword = corpus.keyword.search(qt, s.candidates, corpus.mask(f))
         if mode == "dense":
-            fused = [(cid, sc) for cid, sc in dense]
+            fused = list(dense)
         elif mode == "keyword":
             fused = keyword
         else:

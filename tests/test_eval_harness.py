@@ -35,8 +35,8 @@ SEED_NAMES = {p.name for p in SEEDS.iterdir()}
 FLOORS = {"hit@5": {"min": 0.5, "tolerance": 0.02}, "mrr": {"min": 0.4, "tolerance": 0.02},
           "fact_recall": {"min": 0.4, "tolerance": 0.02},
           "false_refusal_rate": {"max": 0.5, "tolerance": 0.0}}
-_RATES_OUTSIDE_0_1 = ("n_", "latency_", "answer_chars", "prompt_tokens", "completion_tokens", "numbers_missing_per_answer",
-                      "judge_")
+_RATES_OUTSIDE_0_1 = ("n_", "latency_", "answer_chars", "prompt_tokens", "completion_tokens",
+                      "numbers_missing_per_answer", "judge_")
 
 
 def subset(n_per_category: int = 2) -> list[GoldItem]:
