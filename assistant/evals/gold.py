@@ -240,7 +240,22 @@ def _evidence(value: Any, fail: Callable[..., GoldSetError]) -> tuple[Evidence, 
 
 
 def read_corpus_text(path: Path) -> str:
-    """Decode a corpus file the way the validator does: utf-8-sig, then gb18030."""
+    """The text of a corpus file as the validator sees it.
+
+    Plain text (``.txt``) is decoded raw: utf-8-sig, then gb18030. Every other format
+    (``.md``, ``.html``, ``.docx``, ``.pdf``) is read through
+    :func:`assistant.loading.load_file`, so quotes are matched against the converted text
+    (HTML without page chrome, DOCX paragraphs and table rows, markdown without markup).
+    A file the loader rejects raises :class:`OSError`.
+    """
+    if path.suffix.lower() != ".txt":
+        from assistant.errors import LoadError
+        from assistant.loading import load_file
+
+        try:
+            return load_file(path).text
+        except LoadError as e:
+            raise OSError(str(e)) from e
     data = path.read_bytes()
     for enc in ("utf-8-sig", "gb18030"):
         try:
