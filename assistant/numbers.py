@@ -49,7 +49,7 @@ _NOT_UNIT_BEFORE = {
     "元": "素旦",
     "期": "间",
     "分": "别之类析级",
-    "人": "民",
+    "人": "民才",  # 人民, 138人才工程
     "天": "然",
     "部": "分署门",
 }
@@ -104,6 +104,9 @@ _UNIT_RE = re.compile(
     re.IGNORECASE,
 )
 _PERCENT_UNITS = frozenset({"%", "百分点"})
+# A rate per population after the number or its unit: 17/10万, 1.8件/千人 (→ "/10万", "件/千人").
+_PER_RE = re.compile(r"/\s*(?P<den>10万|十万|100000|1万|万|10000|千|1000|百|100)(?P<who>人口|人|名)?")
+_PER_DENOMINATOR = {"十万": "10万", "100000": "10万", "1万": "万", "10000": "万", "1000": "千", "100": "百"}
 _RANGE_SEP_RE = re.compile(r"\s*(?:-|~|—{1,2}|–|至|到|、|和)\s*")
 _ISO_DATE_RE = re.compile(
     r"(?<![0-9])(?:19|20)[0-9]{2}([-/.])(?:0?[1-9]|1[0-2])(?:\1(?:0?[1-9]|[12][0-9]|3[01]))?(?![0-9])"
@@ -208,7 +211,8 @@ def _raw_mentions(text: str) -> list[NumberMention]:
             )
         )
     pos = 0
-    while (m := _TOKEN_RE.search(t, pos)) is not None:
+    while (tok := _TOKEN_RE.search(t, pos)) is not None:
+        m = tok
         pos = m.end()
         if any(a <= m.start() < b for a, b in skip):
             pos = max(pos, next(b for a, b in skip if a <= m.start() < b))
@@ -266,6 +270,10 @@ def _read_token(t: str, m: re.Match[str]) -> NumberMention | None:
         end = u.end()
     elif m.group("cn"):
         return None
+    if (per := _PER_RE.match(t, end)) is not None and scale == 1.0 and unit not in ("%", "‰", "百分点"):
+        den = _PER_DENOMINATOR.get(per.group("den"), per.group("den"))
+        unit = f"{unit}/{den}{'人' if unit and per.group('who') else ''}"
+        end = per.end()
     if not unit and scale != 1.0:
         unit = {1e4: "万", 1e8: "亿"}.get(scale, "")
     return NumberMention("", value * scale, unit, scale=scale, decimals=decimals, start=start, end=end)
@@ -386,7 +394,7 @@ def _same_number(a: NumberMention, s: NumberMention, allow_rounding: bool) -> bo
         return True
     if allow_rounding and a.kind != "ratio":
         half_step = 0.5 * 10 ** (-a.decimals) * a.scale
-        return abs(a.value - s.value) <= half_step * (1 + 1e-9)
+        return bool(abs(a.value - s.value) <= half_step * (1 + 1e-9))
     return False
 
 
