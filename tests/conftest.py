@@ -10,13 +10,25 @@ from pathlib import Path
 import pytest
 from fakes.openai_server import fake_openai  # noqa: F401 - re-exported fixture
 
-ROOT = Path(__file__).resolve().parent.parent
-SEEDS = ROOT / "seeds"
+from assistant.resources import seeds_dir
 
-# Never let a developer's own keys or servers leak into the tests.
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = seeds_dir()  # the bundled seed reports (seeds/ in a checkout links to them)
+
+# Never let a developer's own keys, servers or .env leak into the tests.
 for _var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL", "CHROMA_HOST", "LLM_PROVIDER",
-             "EMBEDDING_PROVIDER", "ASSISTANT_DATA_DIR", "CHROMA_COLLECTION"):
+             "EMBEDDING_PROVIDER", "ASSISTANT_DATA_DIR", "CHROMA_COLLECTION", "PROMPTS_DIR",
+             "ASSISTANT_EVAL_REPORTS", "LLM_MODEL", "EMBEDDING_MODEL", "EMBEDDING_BASE_URL", "EMBEDDING_API_KEY"):
     os.environ.pop(_var, None)
+for _var in [v for v in os.environ if "__" in v and v.split("__")[0] in ("LLM", "EMBEDDING", "INDEX", "CHUNK",
+                                                                          "RETRIEVAL", "ANSWER", "EVAL")]:
+    os.environ.pop(_var, None)
+
+from assistant.config import Settings  # noqa: E402
+
+# pydantic-settings reads ".env" from the current directory: a developer's own file must
+# not change what the tests see. Tests that read a .env pass it explicitly.
+Settings.model_config["env_file"] = None
 
 
 @pytest.fixture(autouse=True)
@@ -35,14 +47,8 @@ def _forbid_llama_index_global_settings(monkeypatch: pytest.MonkeyPatch) -> None
 
 def make_settings(data_dir: Path, **sections: dict) -> object:
     """Settings for a test index in ``data_dir`` (never the user's .env)."""
-    from assistant.config import Settings
-
-    data = Settings(_env_file=None).model_dump()  # type: ignore[call-arg]
-    data["index"] = {**data["index"], "data_dir": data_dir}
-    data["llm"] = {**data["llm"], "provider": "extractive"}
-    for k, v in sections.items():
-        data[k] = {**data[k], **v}
-    return Settings.model_validate(data)
+    base = Settings(index={"data_dir": data_dir}, llm={"provider": "extractive"})
+    return base.with_overrides(**sections) if sections else base
 
 
 @pytest.fixture(scope="session")

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from assistant.config import PROJECT_ROOT
 from assistant.errors import PromptError
 from assistant.prompts import EXPECTED_VARIABLES, PromptLibrary, PromptTemplate, load_prompt
+from assistant.resources import prompt_path
 
-PROMPTS = PROJECT_ROOT / "prompts"
+PROMPTS = prompt_path("qa").parent
 QA_VALUES = {"question": "东莞市2024年家庭医生签约率是多少？",
              "sources": '<source id="1">签约率达45.2%。{不是占位符}</source>',
              "valid_markers": "[1]", "filters": "城市=东莞市"}
@@ -32,7 +32,7 @@ def test_system_prompt_carries_the_contract() -> None:
 
 
 def test_render_fills_placeholders() -> None:
-    lib = PromptLibrary(PROMPTS)
+    lib = PromptLibrary()
     out = lib.render("qa", **QA_VALUES)
     for value in QA_VALUES.values():
         assert value in out  # braces inside values are not re-parsed
@@ -51,8 +51,23 @@ def test_library_caches_and_warms_up(tmp_path: Path) -> None:
     first = lib.get("qa")
     (tmp_path / "qa.md").unlink()
     assert lib.get("qa") is first  # cached per library instance
-    with pytest.raises(PromptError, match="not found"):
-        PromptLibrary(tmp_path).get("qa")
+    # Without an override file, the packaged template is used.
+    assert PromptLibrary(tmp_path).get("qa").source == str(PROMPTS / "qa.md")
+
+
+def test_an_override_file_wins_and_a_missing_folder_is_named(tmp_path: Path) -> None:
+    (tmp_path / "system.md").write_text("只依据资料回答。", "utf-8")
+    lib = PromptLibrary(tmp_path)
+    assert lib.render("system") == "只依据资料回答。"
+    assert lib.get("qa").source == str(PROMPTS / "qa.md")  # not overridden
+    with pytest.raises(PromptError, match="PROMPTS_DIR .*nowhere"):
+        PromptLibrary(tmp_path / "nowhere")
+
+
+def test_a_broken_override_fails_at_warm_up_naming_the_file(tmp_path: Path) -> None:
+    (tmp_path / "qa.md").write_text("问题：{question} {oops}", "utf-8")
+    with pytest.raises(PromptError, match=r"qa\.md.*\{oops\}"):
+        PromptLibrary(tmp_path).warm_up()
 
 
 def test_missing_variable_at_render() -> None:

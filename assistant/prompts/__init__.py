@@ -1,12 +1,14 @@
-"""Prompt templates are files (``prompts/<name>.md``), loaded by name, checked at load time.
+"""Prompt templates are files (``assistant/prompts/<name>.md``, shipped in the package),
+loaded by name and checked at load time.  A user may override any of them with a file of
+the same name in the ``PROMPTS_DIR`` setting's folder.
 
 Templates use ``str.format`` syntax: ``{name}`` placeholders, literal braces doubled
 (``{{`` / ``}}``).  Only bare identifiers are allowed as placeholders: no positional
 ``{}``, attribute access, indexing, conversions or format specs.
 
->>> from pathlib import Path
->>> lib = PromptLibrary(Path("prompts"))                      # doctest: +SKIP
->>> lib.render("condense", history="用户：东莞市……", question="那丽水呢？")  # doctest: +SKIP
+>>> lib = PromptLibrary()                      # packaged templates only
+>>> "{question}" in lib.get("qa").text
+True
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import PromptError
+from ..errors import PromptError
+from ..resources import prompt_path
 
 #: Placeholders each known template must use: exactly these, no more, no fewer.
 EXPECTED_VARIABLES: dict[str, frozenset[str]] = {
@@ -114,22 +117,32 @@ def load_prompt(name: str, prompts_dir: Path | str,
 
 
 class PromptLibrary:
-    """Loads templates from one directory on first use and keeps them.
+    """Loads templates on first use and keeps them: from ``override_dir`` when it holds a
+    file of that name, else the one shipped in this package.
 
     Cheap to construct; :meth:`warm_up` loads (and so validates) every known prompt.
     Thread-safe.
     """
 
-    def __init__(self, prompts_dir: Path | str) -> None:
-        self.prompts_dir = Path(prompts_dir)
+    def __init__(self, override_dir: Path | str | None = None) -> None:
+        self.override_dir = Path(override_dir).expanduser() if override_dir else None
+        if self.override_dir is not None and not self.override_dir.is_dir():
+            raise PromptError(f"PROMPTS_DIR {self.override_dir} is not a folder.",
+                              "Point PROMPTS_DIR at a folder of .md templates, or unset it to use the packaged ones.")
         self._cache: dict[str, PromptTemplate] = {}
         self._lock = threading.Lock()
+
+    def path_of(self, name: str) -> Path:
+        """The file a template is read from (an override, or the packaged one)."""
+        if self.override_dir is not None and (self.override_dir / f"{name}.md").is_file():
+            return self.override_dir
+        return prompt_path(name).parent
 
     def get(self, name: str) -> PromptTemplate:
         with self._lock:
             tpl = self._cache.get(name)
             if tpl is None:
-                tpl = load_prompt(name, self.prompts_dir)
+                tpl = load_prompt(name, self.path_of(name))
                 self._cache[name] = tpl
             return tpl
 
@@ -142,4 +155,4 @@ class PromptLibrary:
             self.get(name)
 
     def __repr__(self) -> str:
-        return f"PromptLibrary({str(self.prompts_dir)!r})"
+        return f"PromptLibrary(override_dir={str(self.override_dir) if self.override_dir else None!r})"
