@@ -10,15 +10,21 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .config import PROJECT_ROOT, Settings
+from .config import Settings
 from .errors import AssistantError
+from .resources import seeds_dir
+from .types import WarningKind
+
+if TYPE_CHECKING:
+    from .facade import Assistant
+    from .types import Answer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Question answering with verified citations over Chinese health-policy reports.")
@@ -26,7 +32,7 @@ console = Console()
 err = Console(stderr=True)
 
 
-def _assistant():
+def _assistant() -> Assistant:
     import logging
 
     from .facade import Assistant
@@ -39,6 +45,33 @@ def _assistant():
 def _fail(exc: AssistantError) -> None:
     err.print(f"[red]error:[/red] {exc}")
     raise typer.Exit(2)
+
+
+class _LineProgress:
+    """Ingest progress as plain lines, for output that is not a terminal (``make run``, CI,
+    a log file): one line per file, and the chunk count every ``every`` chunks."""
+
+    def __init__(self, every: int = 50) -> None:
+        self.total_files = self.done_files = self.total_chunks = self.done_chunks = 0
+        self.every = every
+        self._next = every
+
+    def files(self, total: int) -> None:
+        self.total_files = total
+        err.print(f"ingest: {total} file(s)", highlight=False)
+
+    def file_done(self, path: str, status: str) -> None:
+        self.done_files += 1
+        err.print(f"ingest: [{self.done_files}/{self.total_files}] {Path(path).name}: {status}", highlight=False)
+
+    def chunks(self, total: int) -> None:
+        self.total_chunks += total
+
+    def chunks_done(self, n: int) -> None:
+        self.done_chunks += n
+        if self.done_chunks >= self._next:
+            err.print(f"ingest: embedded {self.done_chunks}/{self.total_chunks} chunks", highlight=False)
+            self._next = self.done_chunks + self.every
 
 
 class _RichProgress:
@@ -65,17 +98,25 @@ class _RichProgress:
 
 @app.command()
 def ingest(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders (default: seeds/)")] = None,
+    paths: Annotated[list[Path] | None, typer.Argument(help="Report files or folders to index")] = None,
+    demo: Annotated[bool, typer.Option("--demo", help="Also index the five bundled seed reports")] = False,
     prune: Annotated[bool, typer.Option(help="Remove documents whose files are gone")] = False,
     rebuild: Annotated[bool, typer.Option(help="Drop the index and re-embed everything")] = False,
 ) -> None:
     """Parse, chunk, embed and index reports (incremental: unchanged files are skipped)."""
-    targets = [str(p) for p in (paths or [PROJECT_ROOT / "seeds"])]
+    targets = [str(p) for p in paths or []] + ([str(seeds_dir())] if demo else [])
+    if not targets and not prune:
+        err.print("[red]error:[/red] no reports given. Name the files or folders to index "
+                  "(`assistant ingest ~/reports`), or `assistant ingest --demo` for the five bundled seed reports.")
+        raise typer.Exit(2)
     try:
         a = _assistant()
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=err, transient=False, disable=not err.is_terminal) as prog:
-            report = a.ingest(targets, prune=prune, rebuild=rebuild, progress=_RichProgress(prog))
+        if err.is_terminal:
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          console=err, transient=False) as prog:
+                report = a.ingest(targets, prune=prune, rebuild=rebuild, progress=_RichProgress(prog))
+        else:
+            report = a.ingest(targets, prune=prune, rebuild=rebuild, progress=_LineProgress())
     except AssistantError as exc:
         _fail(exc)
         return
@@ -141,18 +182,17 @@ def sections(doc: Annotated[str, typer.Argument(help="doc id (or prefix), file n
         console.print(line, highlight=False, markup=False)
 
 
-def _print_answer(ans, as_json: bool) -> None:
+def _print_answer(ans: Answer, as_json: bool) -> None:
     if as_json:
         print(json.dumps(answer_to_dict(ans), ensure_ascii=False, indent=2))
         return
     badge = "离线抽取模式" if ans.mode == "extractive" else f"LLM: {ans.model}"
     console.print(f"[dim]{badge} · 筛选: {ans.filters.describe()}[/dim]")
-    console.print(("[yellow]" if ans.refused else "") + ans.text, highlight=False)
-    for s in ans.unsupported:
-        console.print(f"[red]⚠ 未被引文支持（{s.reason}）:[/red] {s.text}", highlight=False)
+    console.print(ans.text, style="yellow" if ans.refused else None, highlight=False, markup=False)
     for w in ans.warnings:
-        if not w.startswith("未被引文支持"):
-            console.print(f"[yellow]注意:[/yellow] {w}", highlight=False)
+        bad = w.kind == WarningKind.UNSUPPORTED
+        console.print(f"[{'red' if bad else 'yellow'}]{'⚠' if bad else '注意:'}[/] ", end="")
+        console.print(w.text, highlight=False, markup=False)
     if ans.citations:
         console.print("\n[bold]来源[/bold]")
     for c in ans.citations:
@@ -161,8 +201,13 @@ def _print_answer(ans, as_json: bool) -> None:
         console.print(f"    “{c.quote}” (字符 {c.start}–{c.end})", highlight=False, markup=False)
 
 
-def answer_to_dict(ans) -> dict:
+def answer_to_dict(ans: Answer) -> dict[str, Any]:
     d = asdict(ans)
+    d["refused"] = ans.refused
+    if ans.refusal is not None:
+        d["refusal"] = {"reason": ans.refusal.reason, "missing": list(ans.refusal.missing),
+                        "outside_filters": ans.refusal.outside_filters}
+    d["warnings"] = [{"kind": w.kind.value, "text": w.text} for w in ans.warnings]
     d["contexts"] = [
         {"chunk_id": sc.chunk.chunk_id, "doc_id": sc.chunk.doc_id, "city": sc.chunk.city, "year": sc.chunk.year,
          "section_path": list(sc.chunk.section_path), "score": sc.score, "dense_rank": sc.dense_rank,
@@ -186,12 +231,7 @@ def ask(
         if as_json:
             _print_answer(a.ask(question, city=city, year=year, doc=doc), True)
             return
-        final = None
-        for part in a.stream(question, city=city, year=year, doc=doc):
-            if isinstance(part, str):
-                continue
-            final = part
-        _print_answer(final, False)
+        _print_answer(a.ask(question, city=city, year=year, doc=doc), False)
     except AssistantError as exc:
         _fail(exc)
 
@@ -199,9 +239,14 @@ def ask(
 @app.command()
 def chat() -> None:
     """A terminal conversation (follow-up questions use the history). Ctrl-D to quit."""
-    a = _assistant()
+    try:
+        a = _assistant()
+        mode = a.mode
+    except AssistantError as exc:
+        _fail(exc)
+        return
     history: list[tuple[str, str]] = []
-    console.print(f"[dim]{'离线抽取模式' if a.mode == 'extractive' else 'LLM 模式'} — 输入问题，Ctrl-D 退出[/dim]")
+    console.print(f"[dim]{'离线抽取模式' if mode == 'extractive' else 'LLM 模式'} — 输入问题，Ctrl-D 退出[/dim]")
     while True:
         try:
             q = console.input("[bold]问> [/bold]").strip()

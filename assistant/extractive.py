@@ -15,13 +15,13 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from .config import AnswerSettings
 from .numbers import numbers_to_check
 from .query import QueryInfo
 from .retrieval import KeywordIndex, matches
 from .text import sentence_spans
-from .types import Chunk, Citation, Filters, ScoredChunk
+from .types import REFUSAL_PHRASE, Chunk, Citation, Draft, Filters, ScoredChunk
 
-REFUSAL = "所提供的报告中没有找到"
 _CLAUSE_RE = re.compile(r"[,，;；:：]")
 _GENERIC = frozenset([
     "工作", "情况", "相关", "内容", "报告", "哪些", "哪个", "什么", "多少", "怎样", "如何",
@@ -29,13 +29,6 @@ _GENERIC = frozenset([
     "开展", "推进", "加强", "全市", "全面", "卫生", "健康", "卫生健康", "which", "what",
     "how", "many", "much", "does", "did", "the", "in", "of", "for",
 ])
-
-
-@dataclass(frozen=True)
-class ExtractiveSettings:
-    min_cover: float = 0.34  # share of the question's idf mass a sentence must contain
-    max_sentences: int = 2
-    max_chars: int = 80  # per quoted sentence before clause trimming
 
 
 @dataclass(frozen=True)
@@ -49,13 +42,6 @@ class _Cand:
     cover: float
     has_number: bool
     key_hit: bool
-
-
-@dataclass(frozen=True)
-class Extracted:
-    text: str
-    citations: tuple[Citation, ...]
-    refused: bool
 
 
 def _question_terms(info: QueryInfo, tokenize: Callable[[str], list[str]]) -> list[str]:
@@ -163,7 +149,7 @@ def _candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], weights: dict[
             prev_terms = s_terms
             if sims is not None:  # no shared terms (an English question): use the embedding
                 cover = max(cover, sims.get((ch.chunk_id, a), 0.0))
-            ordinal = "第几" in info.question  # "排第几?" is answered by 第5, an ordinal
+            ordinal = info.wants_rank  # "排第几?" is answered by 第5, an ordinal
             has_num = bool(numbers_to_check(s_text)) or (ordinal and bool(_RANK_RE.search(s_text)))
             key_hit = _states_figure(s_text, weights, keys, tokenize, ordinal) if info.wants_figure and has_num \
                 else bool(keys & s_terms)
@@ -187,22 +173,13 @@ def _heading_span(heading: str, doc_id: str, corpus: Sequence[Chunk]) -> tuple[C
     return None
 
 
-_ORDINAL_Q_RE = re.compile(
-    r"第\s*([（(]?[一二三四五六七八九十]+[)）]?)\s*(?:大?部分|条|项)|([（(][一二三四五六七八九十]+[)）])")
-
-
-def _cite_heading(heading: str, doc_id: str, corpus: Sequence[Chunk], cites: list[Citation]) -> int | None:
+def _cite_heading(heading: str, doc_id: str, corpus: Sequence[Chunk], marker: int) -> Citation | None:
     found = _heading_span(heading, doc_id, corpus)
-    if found is None:
-        return None
-    hch, a, b = found
-    n = next((c.marker for c in cites if c.chunk_id == hch.chunk_id), len({c.chunk_id for c in cites}) + 1)
-    cites.append(Citation.from_chunk(n, hch, a, b))
-    return n
+    return Citation.from_chunk(marker, *found) if found is not None else None
 
 
 def _heading_answer(info: QueryInfo, contexts: Sequence[ScoredChunk], weights: dict[str, float],
-                    tokenize: Callable[[str], list[str]], corpus: Sequence[Chunk]) -> Extracted | None:
+                    tokenize: Callable[[str], list[str]], corpus: Sequence[Chunk]) -> Draft | None:
     """Questions about the outline: which part a task belongs to, what part (八) or the
     last part is called. Answers quote the headings themselves."""
     allowed = [c for c in corpus if matches(c, info.filters)] if not info.filters.empty else list(corpus)
@@ -211,13 +188,12 @@ def _heading_answer(info: QueryInfo, contexts: Sequence[ScoredChunk], weights: d
     doc_id = contexts[0].chunk.doc_id if contexts else allowed[0].doc_id
     allowed = [c for c in allowed if c.doc_id == doc_id]
     wanted: list[tuple[str, str]] = []
-    m = _ORDINAL_Q_RE.search(info.question)
-    if "最后" in info.question:
+    if info.wants_last:
         tops = [c.section_path[0] for c in allowed if c.section_path]
         if tops:
             wanted = [("最后一部分为", tops[-1])]
-    elif m:
-        mark = (m.group(1) or m.group(2)).strip("（()）")
+    elif info.part_mark:
+        mark = info.part_mark
         heads = list(dict.fromkeys(h for c in allowed for h in c.section_path))
         hits = [h for h in heads if h.startswith((f"({mark})", f"（{mark}）", f"{mark}、"))]
         if hits:
@@ -254,12 +230,13 @@ def _heading_answer(info: QueryInfo, contexts: Sequence[ScoredChunk], weights: d
     cites: list[Citation] = []
     parts = []
     for label, heading in wanted:
-        n = _cite_heading(heading, doc_id, corpus, cites)
-        if n is not None:
-            parts.append(f"{label}「{heading}」[{n}]。")
+        cite = _cite_heading(heading, doc_id, corpus, len(cites) + 1)
+        if cite is not None:
+            cites.append(cite)
+            parts.append(f"{label}「{heading}」[{cite.marker}]。")
     if not parts:
         return None
-    return Extracted("".join(parts), tuple(cites), False)
+    return _draft("".join(parts), cites)
 
 
 def _label(f: Filters) -> str:
@@ -269,10 +246,12 @@ def _label(f: Filters) -> str:
 SentenceScorer = Callable[[str, list[str]], list[float]]  # (question, sentences) → similarities
 
 
-def _is_foreign(question: str) -> bool:
-    """Mostly Latin letters: jieba terms won't meet the Chinese text."""
-    letters = [ch for ch in question if ch.isalpha()]
-    return bool(letters) and sum(ch.isascii() for ch in letters) / len(letters) > 0.6
+def _draft(text: str, citations: Sequence[Citation]) -> Draft:
+    """An extractive draft: each marker vouches for exactly the spans it quotes."""
+    evidence: dict[int, str] = {}
+    for c in citations:
+        evidence[c.marker] = f"{evidence.get(c.marker, '')}\n{c.quote}".strip()
+    return Draft(text=text, mode="extractive", evidence=tuple(evidence.items()), citations=tuple(citations))
 
 
 def _embedding_sims(info: QueryInfo, contexts: Sequence[ScoredChunk], scorer: SentenceScorer,
@@ -289,20 +268,22 @@ def _embedding_sims(info: QueryInfo, contexts: Sequence[ScoredChunk], scorer: Se
 
 
 def answer(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: KeywordIndex,
-           tokenize: Callable[[str], list[str]], settings: ExtractiveSettings | None = None, *,
-           sentence_scorer: SentenceScorer | None = None, corpus: Sequence[Chunk] = ()) -> Extracted:
+           tokenize: Callable[[str], list[str]], settings: AnswerSettings | None = None, *,
+           sentence_scorer: SentenceScorer | None = None, corpus: Sequence[Chunk] = ()) -> Draft:
     """Compose an extractive answer (or a refusal) from ``contexts``.
 
     ``sentence_scorer`` (embedding similarity) is used only for questions that share
     no terms with the reports (English questions); ``corpus`` lets a question about
     which part a task belongs to quote that part's heading.
     """
-    s = settings or ExtractiveSettings()
+    s = settings or AnswerSettings()
     weights = _weights(_question_terms(info, tokenize), keyword)
+    refusal = Draft(text="", mode="extractive", refusal=info.refusal(
+        "no_figure" if info.wants_figure else "no_evidence", contexts))
     if not contexts or (info.unknown_places and not info.cities) or (info.unknown_years and not info.years):
-        return Extracted(refusal_text(info, contexts), (), True)
+        return refusal
     sims = _embedding_sims(info, contexts, sentence_scorer) \
-        if sentence_scorer is not None and _is_foreign(info.question) else None
+        if sentence_scorer is not None and info.foreign else None
     cands = _candidates(info, contexts, weights, tokenize, sims)
     if info.wants_heading and not info.comparison and corpus:
         located = _heading_answer(info, contexts, weights, tokenize, corpus)
@@ -324,11 +305,11 @@ def answer(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: KeywordInd
             if pool:
                 picked.append(pool[0])
         if not picked:
-            return Extracted(refusal_text(info, contexts), (), True)
+            return refusal
     else:
         pool = sorted((c for c in cands if ok(c)), key=lambda c: -c.score)
         if not pool:
-            return Extracted(refusal_text(info, contexts), (), True)
+            return refusal
         best = pool[0]
         picked.append(best)
         if info.wants_department:
@@ -347,16 +328,21 @@ def answer(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: KeywordInd
 
 
 def _compose(info: QueryInfo, picked: list[_Cand], groups: Sequence[Filters], weights: dict[str, float],
-             tokenize: Callable[[str], list[str]], s: ExtractiveSettings) -> Extracted:
+             tokenize: Callable[[str], list[str]], s: AnswerSettings) -> Draft:
+    """One marker per quoted span; the same span is never quoted twice."""
     citations: list[Citation] = []
-    marker_of: dict[str, int] = {}
+    marker_of: dict[tuple[str, int, int], int] = {}
     parts: list[str] = []
     for c in picked if groups else sorted(picked, key=lambda c: (c.sc.chunk.doc_id, c.start)):
         ch = c.sc.chunk
         a, b = _trim(ch.text, c.start - ch.start, c.end - ch.start, weights, tokenize, info.wants_figure,
                      s.max_chars)
-        n = marker_of.setdefault(ch.chunk_id, len(marker_of) + 1)
-        citations.append(Citation.from_chunk(n, ch, a, b))
+        key = (ch.doc_id, ch.start + a, ch.start + b)
+        if key in marker_of and not groups:
+            continue
+        n = marker_of.setdefault(key, len(marker_of) + 1)
+        if n == len(citations) + 1:
+            citations.append(Citation.from_chunk(n, ch, a, b))
         body = ch.text[a:b].rstrip("。；;！!？?,，")
         prefix = f"{ch.city or ''}{ch.year or ''}{'年' if ch.year else ''}:" if groups else ""
         parts.append(f"{prefix}{body}[{n}]。")
@@ -364,31 +350,5 @@ def _compose(info: QueryInfo, picked: list[_Cand], groups: Sequence[Filters], we
         covered = {i for i, g in enumerate(groups) for c in picked if matches(c.sc.chunk, g)}
         for i, g in enumerate(groups):
             if i not in covered:
-                parts.append(f"{REFUSAL}{_label(g)}的相关内容。")
-    joiner = "\n" if groups else ""
-    return Extracted(joiner.join(parts), tuple(citations), False)
-
-
-def refusal_text(info: QueryInfo, contexts: Sequence[ScoredChunk]) -> str:
-    """The fixed refusal phrase, what was asked, and the closest sections."""
-    scope = ""
-    if info.unknown_places:
-        scope = f"（报告库中没有{'、'.join(info.unknown_places)}的报告）"
-    elif info.unknown_years:
-        scope = f"（报告库中没有{'、'.join(str(y) for y in info.unknown_years)}年的报告）"
-    what = "该问题所问的具体数字" if info.wants_figure else "能回答该问题的内容"
-    text = f"{REFUSAL}{what}{scope}。"
-    pointer = closest_pointer(contexts)
-    # One sentence with the refusal phrase: a pointer, not a claim.
-    return text[:-1] + pointer + "。" if pointer else text
-
-
-def closest_pointer(contexts: Sequence[ScoredChunk]) -> str:
-    """';最接近的章节:丽水市2019年 一、… › (二)…' for up to three retrieved sections ('' if none)."""
-    closest: list[str] = []
-    for sc in contexts[:3]:
-        ch = sc.chunk
-        label = f"{ch.city or ''}{ch.year or ''}{'年' if ch.year else ''} {ch.path_str}".strip()
-        if label not in closest:
-            closest.append(label)
-    return ";最接近的章节:" + ";".join(closest) if closest else ""
+                parts.append(f"{REFUSAL_PHRASE}{_label(g)}的相关内容。")
+    return _draft(("\n" if groups else "").join(parts), citations)

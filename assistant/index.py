@@ -20,7 +20,7 @@ import json
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -32,7 +32,7 @@ SCHEMA_VERSION = 1
 _PAGE = 1000
 
 
-def _refusing_embedding_function():
+def _refusing_embedding_function() -> Any:
     from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 
     class RefuseToEmbed(EmbeddingFunction[Documents]):
@@ -73,6 +73,61 @@ class ManifestEntry:
     ingested_at: float
     fmt: str = "txt"
     chars: int = 0
+
+
+@dataclass(frozen=True)
+class DocInfo:
+    """An indexed document as listed by ``assistant docs`` and the UI browser."""
+
+    doc_id: str
+    path: str
+    title: str
+    city: str | None
+    years: tuple[tuple[int, str], ...]
+    issuer: str | None
+    date: str | None
+    chunks: int
+    fmt: str
+    ingested_at: float
+
+    @classmethod
+    def of(cls, e: ManifestEntry, chunks: int) -> DocInfo:
+        return cls(doc_id=e.doc_id, path=e.key, title=e.meta.title, city=e.meta.city,
+                   years=tuple((y.year, y.role) for y in e.meta.years), issuer=e.meta.issuer, date=e.meta.date,
+                   chunks=chunks, fmt=e.fmt, ingested_at=e.ingested_at)
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What ingest, retrieval and the facade need from a chunk store. :class:`ChunkStore`
+    (Chroma, embedded or a server) is the implementation; ``assistant.testing.MemoryStore``
+    the fake. Both pass the same contract tests (``tests/test_store_contract.py``)."""
+
+    @property
+    def location(self) -> str: ...
+
+    def add_chunks(self, chunks: Sequence[Chunk], vectors: np.ndarray, terms: Sequence[Sequence[str]]) -> None: ...
+
+    def delete_doc(self, doc_id: str) -> None: ...
+
+    def put_manifest(self, entry: ManifestEntry) -> None: ...
+
+    def delete_manifest(self, key: str) -> None: ...
+
+    def reset(self) -> None: ...
+
+    def manifest(self) -> list[ManifestEntry]: ...
+
+    def chunk_doc_counts(self) -> dict[str, int]: ...
+
+    def all_chunks(self) -> list[tuple[Chunk, list[str]]]: ...
+
+    def count(self) -> int: ...
+
+    def dense_query(self, vector: np.ndarray, k: int,
+                    where: dict[str, Any] | None = None) -> list[tuple[str, float]]: ...
+
+    def version(self) -> str: ...
 
 
 def meta_to_json(meta: DocMeta) -> str:
@@ -133,8 +188,12 @@ class ChunkStore:
         self._dim = dim
         self._write_lock = threading.Lock()
         self._client = self._connect()
-        ef = _refusing_embedding_function()
-        meta = {"embed_model": embed_model, "dim": dim, "schema": SCHEMA_VERSION, "hnsw:space": "cosine"}
+        self._open()
+        self._check_model()
+
+    def _open(self) -> None:
+        settings, ef = self._settings, _refusing_embedding_function()
+        meta = {"embed_model": self._embed_model, "dim": self._dim, "schema": SCHEMA_VERSION, "hnsw:space": "cosine"}
         try:
             self._col = self._client.get_or_create_collection(settings.collection, metadata=meta,
                                                               embedding_function=ef)
@@ -144,7 +203,6 @@ class ChunkStore:
             raise IndexError_(f"Cannot open Chroma collection {settings.collection!r} at {self.location}: "
                               f"{type(exc).__name__}: {exc}",
                               "Check CHROMA_HOST/CHROMA_PORT or the data dir.") from None
-        self._check_model()
         self._vector_store: Any = None
 
     @property
@@ -161,7 +219,7 @@ class ChunkStore:
     def location(self) -> str:
         return _location(self._settings)
 
-    def _connect(self):
+    def _connect(self) -> Any:
         return _connect(self._settings)
 
     def _check_model(self) -> None:
@@ -211,9 +269,10 @@ class ChunkStore:
             self._manifest.delete(ids=[_manifest_id(key)])
 
     def reset(self) -> None:
-        """Drop the collection and manifest (``ingest --rebuild``)."""
+        """Drop the collection and manifest (``ingest --rebuild``) and start empty ones."""
         with self._write_lock:
             drop_index(self._settings, self._client)
+            self._open()
 
     # --- reads ----------------------------------------------------------------
 
@@ -282,7 +341,7 @@ def _location(s: IndexSettings) -> str:
     return f"http://{s.chroma_host}:{s.chroma_port}" if s.chroma_host else str(s.chroma_path)
 
 
-def _connect(s: IndexSettings):
+def _connect(s: IndexSettings) -> Any:  # chromadb.ClientAPI
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 

@@ -21,7 +21,7 @@ from .config import ChunkSettings, Settings
 from .embedding import Embedder
 from .errors import AssistantError, LoadError
 from .gazetteer import Gazetteer
-from .index import ChunkStore, ManifestEntry
+from .index import ManifestEntry, Store
 from .loading import discover, load_file
 from .outline import parse_outline
 from .text import terms
@@ -118,9 +118,9 @@ def fingerprint(path: Path, chunk_settings: ChunkSettings) -> str:
 
 
 class Ingestor:
-    """Writes files into a :class:`ChunkStore` with an :class:`Embedder`."""
+    """Writes files into a :class:`~assistant.index.Store` with an :class:`Embedder`."""
 
-    def __init__(self, store: ChunkStore, embedder: Embedder, settings: Settings) -> None:
+    def __init__(self, store: Store, embedder: Embedder, settings: Settings) -> None:
         self._store = store
         self._embedder = embedder
         self._settings = settings

@@ -3,23 +3,22 @@
 * :class:`OpenAIChatLLM` – OpenAI or any OpenAI-compatible ``/v1/chat/completions``
   server (vLLM, llama.cpp, Ollama, DeepSeek, Qwen …) through llama-index's
   ``OpenAILike``, which calls the official ``openai`` client.
-* :class:`FakeLLM` – canned replies for tests.
+* ``assistant.testing.FakeLLM`` – canned replies, for tests.
 
 Failures surface as :class:`~assistant.errors.LLMError` (``retryable`` set for
 timeouts, connection failures, rate limits and 5xx) or its subclasses
 :class:`~assistant.errors.LLMAuthError` and :class:`~assistant.errors.LLMModelNotFoundError`.
 The API key never appears in a message or a log line.
 
->>> llm = FakeLLM(["答案[1]。"])
->>> llm.complete([Message("user", "问题")]).text
-'答案[1]。'
+>>> Message("user", "问题").role
+'user'
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 from urllib.parse import urlsplit
@@ -136,7 +135,7 @@ class OpenAIChatLLM:
             # 0 turns off llama-index's tenacity retries; the client below retries instead.
             max_retries=0,
             reuse_client=True,
-            openai_client=client,
+            openai_client=client,  # type: ignore[call-arg]  # accepted at run time, absent from the stub
             callback_manager=CallbackManager([]),  # never fall back to the global Settings
         )
 
@@ -298,7 +297,7 @@ def _error_message(exc: openai.APIStatusError) -> str:
     if isinstance(body, dict):
         inner = body.get("error", body)
         if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return inner["message"]
+            return str(inner["message"])
     return exc.message
 
 
@@ -307,71 +306,3 @@ def _rejects_stream_options(exc: BaseException) -> bool:
 
     return (isinstance(exc, openai.BadRequestError | openai.UnprocessableEntityError)
             and "stream_options" in _error_message(exc))
-
-
-# --- fake -----------------------------------------------------------------------------
-
-
-Reply = str | BaseException
-
-
-class FakeLLM:
-    """Canned replies, for tests of everything above the LLM.
-
-    ``replies`` is either a list consumed in order (an exception in it is raised
-    instead of answering; running out raises :class:`LLMError`) or a function of the
-    messages. Every call's messages are kept in ``calls``. Streams split the reply into
-    pieces of ``piece_chars`` characters. Usage is counted locally.
-
-    >>> llm = FakeLLM(lambda msgs: "回声：" + msgs[-1].content)
-    >>> [p for p in llm.stream([Message("user", "你好")]) if isinstance(p, str)]
-    ['回声：', '你好']
-    """
-
-    def __init__(self, replies: Sequence[Reply] | Callable[[Sequence[Message]], str] = (), *,
-                 model: str = "fake-llm", context_window: int = 8192, piece_chars: int = 3) -> None:
-        if piece_chars < 1:
-            raise ValueError("piece_chars must be >= 1")
-        self._fn = replies if callable(replies) else None
-        self._replies: list[Reply] = [] if callable(replies) else list(replies)
-        self._model = model
-        self._context_window = context_window
-        self._piece_chars = piece_chars
-        self._lock = threading.Lock()
-        self.calls: list[tuple[Message, ...]] = []
-
-    @property
-    def model(self) -> str:
-        return self._model
-
-    @property
-    def context_window(self) -> int:
-        return self._context_window
-
-    @property
-    def remaining(self) -> int:
-        """Canned replies not used yet."""
-        return len(self._replies)
-
-    def _reply(self, messages: Sequence[Message]) -> str:
-        with self._lock:
-            self.calls.append(tuple(messages))
-            if self._fn is not None:
-                return self._fn(messages)
-            if not self._replies:
-                raise LLMError("FakeLLM has no replies left.", "Give it more replies or a function.")
-            reply = self._replies.pop(0)
-        if isinstance(reply, BaseException):
-            raise reply
-        return reply
-
-    def complete(self, messages: Sequence[Message]) -> Completion:
-        text = self._reply(messages)
-        return Completion(text=text, usage=estimate_usage(messages, text), model=self._model)
-
-    def stream(self, messages: Sequence[Message]) -> Iterator[str | Completion]:
-        text = self._reply(messages)
-        n = self._piece_chars
-        for i in range(0, len(text), n):
-            yield text[i : i + n]
-        yield Completion(text=text, usage=estimate_usage(messages, text), model=self._model)

@@ -1,6 +1,7 @@
 """Understand a question before retrieval: which cities and years it names, whether it
-compares, whether it asks for a figure, a department or a heading; and carry a
-follow-up's topic over from the conversation (offline mode)."""
+compares, whether it asks for a figure, a department, a rank or a heading; and turn a
+follow-up into a question that stands on its own (with the LLM, or offline by carrying
+the previous question's topic over)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from .errors import LLMAuthError, LLMError, LLMModelNotFoundError
 from .gazetteer import Gazetteer
-from .types import Filters, YearRole
+from .llm import LLM, Message
+from .prompts import PromptLibrary
+from .text import is_foreign
+from .types import Filters, Refusal, RefusalReason, ScoredChunk, Warning, WarningKind, YearRole
 
 _YEAR_RE = re.compile(r"(?<!\d)((?:19|20)\d{2})(?!\d)")
 _FIGURE_RE = re.compile(
@@ -24,6 +29,8 @@ _REVIEW_RE = re.compile(r"总结|回顾|完成了?|取得|实现了|做了|成�
 _PLAN_RE = re.compile(r"要点|计划|安排|目标|打算|将要|力争|拟|plan|target|goal", re.I)
 _COMPARE_RE = re.compile(
     r"比较|对比|相比|分别|各是|各自|差异|不同|和.{1,12}的|与.{1,12}的|compare|versus|vs\.?|both", re.I)
+_PART_RE = re.compile(
+    r"第\s*([（(]?[一二三四五六七八九十]+[)）]?)\s*(?:大?部分|条|项)|([（(][一二三四五六七八九十]+[)）])")
 _FOLLOWUP_RE = re.compile(r"^(那么?|那|还有|另外|同样|以及|再看|and |what about|how about)", re.I)
 
 
@@ -41,8 +48,24 @@ class QueryInfo:
     wants_figure: bool = False
     wants_department: bool = False
     wants_heading: bool = False
+    wants_rank: bool = False  # 排第几: answered by an ordinal (第5), not a count
+    wants_last: bool = False  # the last part of a report
+    part_mark: str | None = None  # 第(八)部分 / (三) → "八" / "三": a heading asked for by its number
+    foreign: bool = False  # mostly Latin letters: jieba terms will not meet the Chinese text
     filters: Filters = field(default_factory=Filters)
     groups: tuple[Filters, ...] = ()
+
+    def refusal(self, reason: RefusalReason, closest: Sequence[ScoredChunk] = (), *,
+                outside_filters: bool = False) -> Refusal:
+        """The refusal for this question: what it asked and which places/years are missing."""
+        if self.unknown_places and not self.cities:
+            reason, missing = "unknown_place", self.unknown_places
+        elif self.unknown_years and not self.years:
+            reason, missing = "unknown_year", tuple(str(y) for y in self.unknown_years)
+        else:
+            missing = ()
+        return Refusal(reason=reason, wants_figure=self.wants_figure, missing=missing, closest=tuple(closest[:3]),
+                       outside_filters=outside_filters)
 
 
 def _city_aliases(cities: Sequence[str]) -> dict[str, str]:
@@ -96,11 +119,14 @@ def analyze(question: str, *, corpus_cities: Sequence[str], corpus_years: Sequen
             Filters(cities=(c,) if c else (), years=(y,) if y else (), inferred=filters.inferred)
             for c, y in pairs
         )
+    part = _PART_RE.search(q)
     return QueryInfo(
         question=q, cities=tuple(found), unknown_places=tuple(unknown), years=tuple(known_years),
         unknown_years=tuple(unknown_years), role=role, comparison=comparison and len(groups) > 1,
         wants_figure=bool(_FIGURE_RE.search(q)), wants_department=bool(_DEPT_RE.search(q)),
-        wants_heading=bool(_HEADING_RE.search(q)), filters=filters, groups=groups,
+        wants_heading=bool(_HEADING_RE.search(q)), wants_rank="第几" in q, wants_last="最后" in q,
+        part_mark=(part.group(1) or part.group(2)).strip("（()）") if part else None, foreign=is_foreign(q),
+        filters=filters, groups=groups,
     )
 
 
@@ -129,6 +155,27 @@ def _pair_cities_years(q: str, cities: list[str], years: list[int],
             if (c, y) not in pairs:
                 pairs.append((c, y))
     return pairs
+
+
+def condense(question: str, history: Sequence[tuple[str, str]], *, llm: LLM | None, prompts: PromptLibrary,
+             corpus_cities: Sequence[str], gazetteer: Gazetteer) -> tuple[str, tuple[Warning, ...]]:
+    """A follow-up as a question that stands on its own, and any warning about how.
+
+    With an LLM the ``condense`` prompt rewrites it; offline (or when that call fails)
+    :func:`carry_over` does.  A rejected key or unknown model is raised.
+    """
+    if llm is not None:
+        hist = "\n".join(f"{'用户' if r == 'user' else '助手'}: {txt[:500]}" for r, txt in history[-6:])
+        prompt = prompts.render("condense", history=hist, question=question)
+        try:
+            out = llm.complete([Message("user", prompt)]).text.strip()
+            return (out.splitlines()[0].strip() if out else question), ()
+        except (LLMAuthError, LLMModelNotFoundError):
+            raise
+        except LLMError as exc:
+            note = Warning(WarningKind.CONDENSE, f"追问改写失败（{exc.message}），按上一问题的主题处理。")
+            return carry_over(question, history, corpus_cities=corpus_cities, gazetteer=gazetteer), (note,)
+    return carry_over(question, history, corpus_cities=corpus_cities, gazetteer=gazetteer), ()
 
 
 def carry_over(question: str, history: Sequence[tuple[str, str]], *, corpus_cities: Sequence[str],

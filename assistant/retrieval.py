@@ -16,12 +16,13 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 
 from .config import RetrievalSettings
 from .embedding import Embedder
-from .index import ChunkStore
+from .index import Store
 from .types import Chunk, Filters, ScoredChunk
 
 
@@ -96,7 +97,7 @@ class Corpus:
     version: str
 
     @classmethod
-    def from_store(cls, store: ChunkStore) -> Corpus:
+    def from_store(cls, store: Store) -> Corpus:
         version = store.version()
         pairs = store.all_chunks()
         chunks = tuple(c for c, _t in pairs)
@@ -140,9 +141,9 @@ def matches(chunk: Chunk, f: Filters) -> bool:
     return True
 
 
-def _where(f: Filters) -> dict | None:
+def _where(f: Filters) -> dict[str, Any] | None:
     """Chroma pre-filter: a superset of :func:`matches` (exact check happens after)."""
-    clauses: list[dict] = []
+    clauses: list[dict[str, Any]] = []
     if f.cities:
         clauses.append({"city": {"$in": list(f.cities)}})
     if f.doc_ids:
@@ -157,7 +158,7 @@ def _where(f: Filters) -> dict | None:
 class HybridRetriever:
     """Dense + keyword retrieval with filters and per-group comparison retrieval."""
 
-    def __init__(self, store: ChunkStore, embedder: Embedder, settings: RetrievalSettings,
+    def __init__(self, store: Store, embedder: Embedder, settings: RetrievalSettings,
                  tokenizer: Callable[[str], list[str]]) -> None:
         self._store = store
         self._embedder = embedder

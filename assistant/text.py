@@ -12,6 +12,7 @@ import threading
 import unicodedata
 from collections.abc import Iterable
 from functools import lru_cache
+from typing import Any
 
 SENTENCE_END = "。！？；!?;"
 _CLOSERS = "”’」』）)】》\"'"
@@ -60,6 +61,16 @@ def _append_trimmed(text: str, a: int, b: int, out: list[tuple[int, int]]) -> No
         out.append((a, b))
 
 
+def is_foreign(text: str) -> bool:
+    """Mostly Latin letters (an English question): jieba terms won't meet the Chinese reports.
+
+    >>> is_foreign("What is the 2025 target?"), is_foreign("东莞2025年的目标?")
+    (True, False)
+    """
+    letters = [ch for ch in text if ch.isalpha()]
+    return bool(letters) and sum(ch.isascii() for ch in letters) / len(letters) > 0.6
+
+
 # --- jieba -----------------------------------------------------------------------
 
 _jieba_lock = threading.Lock()
@@ -78,7 +89,7 @@ _STOP = frozenset([
 ])
 
 
-def _tokenizer():
+def _tokenizer() -> Any:  # jieba.Tokenizer (untyped)
     global _jieba
     if _jieba is None:
         with _jieba_lock:
@@ -128,7 +139,7 @@ def warm_up() -> None:
 
 
 @lru_cache(maxsize=1)
-def _encoding():
+def _encoding() -> Any:  # tiktoken.Encoding
     from .runtime import apply_process_defaults
 
     apply_process_defaults()

@@ -9,10 +9,16 @@ changed copy with :func:`dataclasses.replace`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Literal
 
 YearRole = Literal["review", "plan", "unknown"]
 AnswerMode = Literal["llm", "extractive"]
+
+#: The one phrase every refusal starts with, in both modes (the LLM prompt asks for it too).
+REFUSAL_PHRASE = "所提供的报告中没有找到"
+#: How a refusal introduces the sections that came closest to answering.
+CLOSEST_LABEL = "最接近的章节"
 
 
 @dataclass(frozen=True)
@@ -213,6 +219,89 @@ class Usage:
     completion_tokens: int = 0
 
 
+class WarningKind(StrEnum):
+    """What an answer warns about. Render with :attr:`Warning.text`; branch on the kind."""
+
+    UNSUPPORTED = "unsupported"  # a sentence whose citation does not support it
+    REMOVED_MARKER = "removed_marker"  # a marker pointing to no source was dropped
+    FALLBACK = "fallback"  # the LLM failed; the offline answerer answered instead
+    CONDENSE = "condense"  # the follow-up could not be rewritten by the LLM
+    TRUNCATED = "truncated"  # the answer was cut off before it ended
+
+
+@dataclass(frozen=True)
+class Warning:  # the answer's own notice type (shadows the builtin only here; never raised)
+    """A typed notice attached to an :class:`Answer`."""
+
+    kind: WarningKind
+    text: str
+
+
+RefusalReason = Literal["no_evidence", "no_figure", "unknown_place", "unknown_year", "outside_filters", "model"]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why an answer refuses, as data; :meth:`render` puts it into words (once, here).
+
+    ``closest`` holds the sections that came closest (shown instead of an answer);
+    ``outside_filters`` says they were found without the question's filters because
+    nothing matched them.  ``model_text`` is an LLM's own refusal sentence.
+    """
+
+    reason: RefusalReason
+    wants_figure: bool = False
+    missing: tuple[str, ...] = ()  # places or years named in the question that no report covers
+    closest: tuple[ScoredChunk, ...] = ()
+    outside_filters: bool = False
+    model_text: str | None = None
+
+    def render(self) -> str:
+        """``所提供的报告中没有找到…;最接近的章节:…。`` as one sentence."""
+        if self.model_text:
+            body = self.model_text.strip().rstrip("。.")
+        else:
+            scope = ""
+            if self.missing:
+                what = "、".join(self.missing) + ("年" if self.reason == "unknown_year" else "")
+                scope = f"（报告库中没有{what}的报告）"
+            asked = "该问题所问的具体数字" if self.wants_figure else "能回答该问题的内容"
+            body = f"{REFUSAL_PHRASE}{asked}{scope}"
+        return body + closest_pointer(self.closest) + "。"
+
+
+def closest_pointer(contexts: tuple[ScoredChunk, ...] | list[ScoredChunk]) -> str:
+    """';最接近的章节:丽水市2019年 一、… › (二)…' for up to three sections ('' if none)."""
+    labels: list[str] = []
+    for sc in contexts[:3]:
+        ch = sc.chunk
+        label = f"{ch.city or ''}{ch.year or ''}{'年' if ch.year else ''} {ch.path_str}".strip()
+        if label not in labels:
+            labels.append(label)
+    return f";{CLOSEST_LABEL}:" + ";".join(labels) if labels else ""
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What generation hands to verification: text with ``[n]`` markers and what each
+    marker stands for (``evidence``: the text a sentence citing it must be supported by).
+
+    The extractive answerer chooses its quotes itself (``citations``); an LLM draft cites
+    numbered ``sources`` and its citations are found when it is finished.
+    """
+
+    text: str
+    mode: AnswerMode
+    evidence: tuple[tuple[int, str], ...] = ()
+    citations: tuple[Citation, ...] = ()
+    sources: tuple[ScoredChunk, ...] = ()  # source n is sources[n - 1]
+    refusal: Refusal | None = None
+    warnings: tuple[Warning, ...] = ()
+    usage: Usage = field(default_factory=Usage)
+    model: str | None = None
+    timings: tuple[tuple[str, float], ...] = ()
+
+
 @dataclass(frozen=True)
 class Answer:
     """The result of :meth:`assistant.Assistant.ask`."""
@@ -220,9 +309,9 @@ class Answer:
     question: str
     text: str
     citations: tuple[Citation, ...]
-    refused: bool
     mode: AnswerMode
-    warnings: tuple[str, ...] = ()
+    refusal: Refusal | None = None
+    warnings: tuple[Warning, ...] = ()
     sentences: tuple[SentenceCheck, ...] = ()
     contexts: tuple[ScoredChunk, ...] = ()
     filters: Filters = field(default_factory=Filters)
@@ -232,8 +321,16 @@ class Answer:
     model: str | None = None
 
     @property
+    def refused(self) -> bool:
+        """True when the reports do not say (see :attr:`refusal` for why)."""
+        return self.refusal is not None
+
+    @property
     def unsupported(self) -> tuple[SentenceCheck, ...]:
         return tuple(s for s in self.sentences if not s.supported)
+
+    def warnings_of(self, kind: WarningKind) -> tuple[Warning, ...]:
+        return tuple(w for w in self.warnings if w.kind == kind)
 
     def timing(self, stage: str) -> float:
         return sum(t for s, t in self.timings if s == stage)

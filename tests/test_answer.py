@@ -34,6 +34,7 @@ def test_lishui_queue_time_with_citation_into_the_right_section(seeded) -> None:
 def test_citation_offsets_point_at_the_quote(seeded) -> None:
     ans = seeded.ask("丽水2019年全市组建了几个县域医共体?")
     chunks = {ch.chunk_id: ch for ch in seeded.retriever.corpus.chunks}
+    assert ans.citations and "15个" in ans.text
     for c in ans.citations:
         ch = chunks[c.chunk_id]
         assert ch.text[c.start - ch.start : c.end - ch.start] == c.quote

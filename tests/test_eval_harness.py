@@ -16,7 +16,7 @@ import typer
 from typer.testing import CliRunner
 
 from assistant.config import ChunkSettings, IndexSettings, LLMSettings, Settings
-from assistant.embedding import FakeEmbedder
+from assistant.testing import HashEmbedder
 from assistant.errors import ConfigError
 from assistant.evals.baselines import BM25Baseline, NaiveLlamaIndexBaseline
 from assistant.evals.gate import check, failing_metrics
@@ -24,7 +24,7 @@ from assistant.evals.gold import CATEGORIES, GoldItem, load_gold
 from assistant.evals.harness import EvalRun, run_eval
 from assistant.evals.metrics import first_hit_rank
 from assistant.evals.report import write_report
-from assistant.types import Answer, ScoredChunk
+from assistant.types import Answer, Refusal, ScoredChunk
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLD = ROOT / "evals" / "gold.jsonl"
@@ -52,7 +52,7 @@ def test_naive_llamaindex_baseline_keeps_global_settings_untouched() -> None:
     from llama_index.core import Settings as LlamaSettings
 
     before = (LlamaSettings._embed_model, LlamaSettings._llm, LlamaSettings._transformations)
-    b = NaiveLlamaIndexBaseline.build(SEEDS, FakeEmbedder())
+    b = NaiveLlamaIndexBaseline.build(SEEDS, HashEmbedder())
     res = b.run("丽水2019年市级医院看病排队平均要等多久?", 5)
     assert len(res.contexts) == 5 and b.n_nodes > 20
     assert {Path(sc.chunk.source_path).name for sc in res.contexts} <= SEED_NAMES
@@ -78,7 +78,7 @@ class _StubAssistant:
         self.mode = "extractive"
 
     def ask(self, question: str) -> Answer:
-        return Answer(question=question, text="所提供的报告中没有找到。", citations=(), refused=True,
+        return Answer(question=question, text="所提供的报告中没有找到。", citations=(), refusal=Refusal("no_evidence"),
                       mode="extractive", timings=(("embed", 0.01),))
 
 
@@ -131,7 +131,7 @@ def real_run(offline, tmp_path_factory: pytest.TempPathFactory) -> tuple[EvalRun
     real_build = NaiveLlamaIndexBaseline.build.__func__  # type: ignore[attr-defined]
 
     def fake_build(cls: type, seeds_dir: Path, embedder: object) -> NaiveLlamaIndexBaseline:
-        return real_build(cls, seeds_dir, FakeEmbedder())
+        return real_build(cls, seeds_dir, HashEmbedder())
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(NaiveLlamaIndexBaseline, "build", classmethod(fake_build))
@@ -227,7 +227,8 @@ def test_cli_check_exits_1_with_a_broken_retriever(offline, index_dir: Path, bro
 def test_llm_mode_with_judge_counts_tokens_and_cost(offline) -> None:
     """LLM mode through a fake LLM: usage turns into cost, the judge's JSON into grades."""
     from assistant.facade import Assistant
-    from assistant.llm import FakeLLM, Message
+    from assistant.llm import Message
+    from assistant.testing import FakeLLM
 
     def reply(messages: list[Message]) -> str:
         if "只输出一个 JSON" in messages[-1].content:
@@ -249,10 +250,10 @@ def test_llm_mode_with_judge_counts_tokens_and_cost(offline) -> None:
 def test_extractive_mode_never_calls_a_configured_llm(tmp_path: Path) -> None:
     from assistant.config import EmbeddingSettings
     from assistant.facade import Assistant
-    from assistant.llm import FakeLLM
+    from assistant.testing import FakeLLM
 
     llm = FakeLLM(lambda msgs: "不该被调用[1]。")
-    settings = Settings(index=IndexSettings(data_dir=tmp_path), embedding=EmbeddingSettings(provider="fake"),
+    settings = Settings(index=IndexSettings(data_dir=tmp_path), embedding=EmbeddingSettings(provider="hash"),
                         llm=LLMSettings(provider="openai", api_key="sk-test"))
     a = Assistant(settings, llm=llm)
     a.ingest([SEEDS / "001_f9e5136daba399cd.txt"])

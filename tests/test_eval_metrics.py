@@ -30,7 +30,7 @@ from assistant.evals.metrics import (
     score_item,
     stage_seconds,
 )
-from assistant.types import Answer, Chunk, Citation, ScoredChunk, SentenceCheck, Usage
+from assistant.types import Answer, Chunk, Citation, Refusal, ScoredChunk, SentenceCheck, Usage
 
 LS = "000_02aee6cc86416636.txt"
 DG = "003_7a622e524e24148d.txt"
@@ -60,7 +60,8 @@ def cite(marker: int, c: Chunk, quote: str) -> Citation:
 def answer(text: str = "", contexts: tuple[ScoredChunk, ...] = (), citations: tuple[Citation, ...] = (),
            refused: bool = False, sentences: tuple[SentenceCheck, ...] = (),
            timings: tuple[tuple[str, float], ...] = (), usage: Usage | None = None) -> Answer:
-    return Answer(question="q", text=text, citations=citations, refused=refused, mode="extractive",
+    return Answer(question="q", text=text, citations=citations, refusal=Refusal("no_evidence") if refused else None,
+                  mode="extractive",
                   sentences=sentences, contexts=contexts, timings=timings, usage=usage or Usage())
 
 

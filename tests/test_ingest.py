@@ -1,7 +1,7 @@
 """Ingest: encodings, failing files, incremental updates, sidecars, crash repair, model
 checks, the refusing embedding function and the CLI.
 
-Every test uses :class:`FakeEmbedder` and the embedded Chroma store in a temp dir, so
+Every test uses :class:`HashEmbedder` and the embedded Chroma store in a temp dir, so
 nothing here loads a model or needs a network.
 """
 
@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from assistant.cli import app
 from assistant.config import ChunkSettings
-from assistant.embedding import FakeEmbedder
+from assistant.testing import HashEmbedder
 from assistant.errors import IndexError_, IndexMismatchError
 from assistant.facade import Assistant
 from assistant.index import ChunkStore
@@ -38,12 +38,12 @@ MakeAssistant = Callable[..., Assistant]
 
 @pytest.fixture
 def make_assistant(tmp_path: Path) -> MakeAssistant:
-    """``make_assistant()`` → an Assistant over ``tmp_path/data`` with a FakeEmbedder.
+    """``make_assistant()`` → an Assistant over ``tmp_path/data`` with a HashEmbedder.
 
     Each call is a new instance (a new process, as far as the index is concerned)."""
 
-    def make(embedder: FakeEmbedder | None = None, **sections: dict) -> Assistant:
-        return Assistant(make_settings(tmp_path / "data", **sections), embedder=embedder or FakeEmbedder())
+    def make(embedder: HashEmbedder | None = None, **sections: dict) -> Assistant:
+        return Assistant(make_settings(tmp_path / "data", **sections), embedder=embedder or HashEmbedder())
 
     return make
 
@@ -164,7 +164,7 @@ def test_a_missing_path_is_a_failed_result_not_an_exception(
 def test_unchanged_files_are_skipped_without_embedding(
     two_seeds: Path, make_assistant: MakeAssistant
 ) -> None:
-    embedder = FakeEmbedder()
+    embedder = HashEmbedder()
     a = make_assistant(embedder)
     first = a.ingest([two_seeds])
     count, ids, calls = a.store.count(), _ids(a), embedder.calls
@@ -371,18 +371,18 @@ def test_an_entry_with_missing_chunks_is_dropped_and_re_ingested(
 # --- the embedding model recorded on the collection --------------------------------
 
 
-@pytest.mark.parametrize("other", [FakeEmbedder(dim=32), FakeEmbedder(dim=64, model="fake:another-model")],
+@pytest.mark.parametrize("other", [HashEmbedder(dim=32), HashEmbedder(dim=64, model="fake:another-model")],
                          ids=["other-dim", "other-model"])
 def test_opening_an_index_with_another_embedder_is_refused(
-    make_assistant: MakeAssistant, other: FakeEmbedder
+    make_assistant: MakeAssistant, other: HashEmbedder
 ) -> None:
-    make_assistant(FakeEmbedder(dim=64)).ingest([SEEDS / S001])
+    make_assistant(HashEmbedder(dim=64)).ingest([SEEDS / S001])
     b = make_assistant(other)
     with pytest.raises(IndexMismatchError) as info:
         b.documents()
     message = str(info.value)
     assert "assistant ingest --rebuild" in message
-    assert "fake:hash-bigrams" in message and other.model_id in message
+    assert "hash:bigrams" in message and other.model_id in message
     assert "dim 64" in message
 
     # The advice works: a rebuild replaces the index with one of the new model.
@@ -390,7 +390,7 @@ def test_opening_an_index_with_another_embedder_is_refused(
     assert _status(report) == {S001: "added"}
     assert len(make_assistant(other).documents()) == 1
     with pytest.raises(IndexMismatchError):
-        make_assistant(FakeEmbedder(dim=64)).documents()
+        make_assistant(HashEmbedder(dim=64)).documents()
 
 
 def test_chroma_never_embeds_text_itself(make_assistant: MakeAssistant) -> None:
@@ -413,7 +413,7 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., object
     work = tmp_path / "cwd"
     work.mkdir()
     monkeypatch.chdir(work)  # never read a developer's .env
-    env = {"ASSISTANT_DATA_DIR": str(tmp_path / "data"), "EMBEDDING_PROVIDER": "fake",
+    env = {"ASSISTANT_DATA_DIR": str(tmp_path / "data"), "EMBEDDING_PROVIDER": "hash",
            "LLM_PROVIDER": "extractive", "COLUMNS": "100"}
     runner = CliRunner()
 
@@ -505,10 +505,10 @@ def test_cli_unknown_document(cli: Callable[..., object], two_seeds: Path) -> No
 def test_asking_an_empty_index_says_to_ingest(tmp_path) -> None:
     from conftest import make_settings
 
-    from assistant.embedding import FakeEmbedder
+    from assistant.testing import HashEmbedder
     from assistant.errors import AssistantError
     from assistant.facade import Assistant
 
-    a = Assistant(make_settings(tmp_path), embedder=FakeEmbedder())
+    a = Assistant(make_settings(tmp_path), embedder=HashEmbedder())
     with pytest.raises(AssistantError, match="assistant ingest"):
         a.ask("丽水2019年全市组建了几个县域医共体?")

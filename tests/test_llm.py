@@ -15,7 +15,8 @@ from fakes.openai_server import FakeOpenAIServer, fake_embedding
 from assistant.config import EmbeddingSettings, LLMSettings
 from assistant.embedding import OpenAIEmbedder
 from assistant.errors import ConfigError, LLMAuthError, LLMError, LLMModelNotFoundError
-from assistant.llm import LLM, Completion, FakeLLM, Message, OpenAIChatLLM, estimate_usage
+from assistant.llm import LLM, Completion, Message, OpenAIChatLLM, estimate_usage
+from assistant.testing import FakeLLM
 from assistant.types import Usage
 
 KEY = "sk-test-0123456789abcdef"

@@ -103,7 +103,8 @@ def test_binary_content(tmp_path: Path, data: bytes) -> None:
 
 
 def test_binary_html_is_rejected_too(tmp_path: Path) -> None:
-    _load_error(_write(tmp_path, "page.html", b"\x00\x01\x02<html>"))
+    err = _load_error(_write(tmp_path, "page.html", b"\x00\x01\x02<html>"))
+    assert "binary" in str(err)
 
 
 @pytest.mark.parametrize(

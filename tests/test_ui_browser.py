@@ -1,8 +1,9 @@
 """End to end in headless Chromium: ``streamlit run`` on a free port, ask, open a citation.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (and ``fonts-noto-cjk`` for
-readable screenshots); skips cleanly without them.  Saves ``docs/screenshot-chat.png``
-and, when an eval report exists, ``docs/screenshot-eval.png``.
+readable screenshots); skips cleanly without them.  Screenshots go to a temp folder;
+``make screenshots`` sets ``SCREENSHOT_DIR=docs`` to refresh the committed ones
+(tests never change tracked files).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
-DOCS = ROOT / "docs"
+REPORTS = ROOT / "evals" / "reports"  # the committed eval report the dashboard shows
 CHROME_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--disable-quic", "--no-first-run", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--window-size=1400,1200", "--lang=zh-CN")
@@ -66,8 +67,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     pytest.importorskip("selenium")
     data = seed_index(request.config, tmp_path_factory)
     env = offline_env(data)
-    if os.environ.get("ASSISTANT_EVAL_REPORTS"):
-        env["ASSISTANT_EVAL_REPORTS"] = os.environ["ASSISTANT_EVAL_REPORTS"]
+    env["ASSISTANT_EVAL_REPORTS"] = os.environ.get("ASSISTANT_EVAL_REPORTS") or str(REPORTS)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
@@ -91,6 +91,14 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 
 @pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """Where screenshots go: ``SCREENSHOT_DIR`` (``make screenshots``), else a temp folder."""
+    out = Path(os.environ["SCREENSHOT_DIR"]) if os.environ.get("SCREENSHOT_DIR") else tmp_path / "shots"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+@pytest.fixture
 def driver(tmp_path: Path) -> Iterator[WebDriver]:
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
@@ -108,7 +116,7 @@ def driver(tmp_path: Path) -> Iterator[WebDriver]:
         d.quit()
 
 
-def test_ask_open_a_citation_and_see_the_highlighted_quote(server: str, driver: WebDriver) -> None:
+def test_ask_open_a_citation_and_see_the_highlighted_quote(server: str, driver: WebDriver, shots: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ec
@@ -138,20 +146,19 @@ def test_ask_open_a_citation_and_see_the_highlighted_quote(server: str, driver: 
     assert QUOTE in mark.text
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", answer)
     time.sleep(0.5)  # let the expander animation settle before the screenshot
-    DOCS.mkdir(exist_ok=True)
-    assert driver.save_screenshot(str(DOCS / "screenshot-chat.png"))
+    assert driver.save_screenshot(str(shots / "screenshot-chat.png"))
 
 
-def test_eval_dashboard_screenshot(server: str, driver: WebDriver) -> None:
+def test_eval_dashboard_screenshot(server: str, driver: WebDriver, shots: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from assistant.ui.evals_view import latest_eval, reports_dir
+    from assistant.ui.evals_view import latest_eval
 
     wait = WebDriverWait(driver, 60)
     driver.get(f"{server}/?page=eval")
     wait.until(lambda d: "评测" in d.find_element(By.TAG_NAME, "body").text)
-    report = latest_eval(reports_dir())
+    report = latest_eval(Path(os.environ.get("ASSISTANT_EVAL_REPORTS") or REPORTS))
     if report is None:
         wait.until(lambda d: "还没有评测报告" in d.find_element(By.TAG_NAME, "body").text)
         pytest.skip("no eval report under evals/reports: run `assistant eval` first for the screenshot")
@@ -160,5 +167,4 @@ def test_eval_dashboard_screenshot(server: str, driver: WebDriver) -> None:
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "[data-testid='stImage'] img")) >= 1)
     driver.set_window_size(1400, 2300)  # the whole dashboard down to the charts
     time.sleep(1.5)  # images and data grids paint asynchronously
-    DOCS.mkdir(exist_ok=True)
-    assert driver.save_screenshot(str(DOCS / "screenshot-eval.png"))
+    assert driver.save_screenshot(str(shots / "screenshot-eval.png"))

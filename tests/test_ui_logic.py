@@ -9,7 +9,7 @@ import pytest
 
 from assistant.config import Settings
 from assistant.ingest import FileResult, IngestReport
-from assistant.types import Answer, Chunk, Citation, Filters, ScoredChunk
+from assistant.types import Answer, Chunk, Citation, Filters, Refusal, ScoredChunk, Warning, WarningKind
 from assistant.ui import documents, evals_view, logic
 from assistant.ui.feedback import (
     FeedbackStore,
@@ -42,9 +42,12 @@ def _citation(quote: str, chunk: Chunk, marker: int = 1, shift: int = 0) -> Cita
 
 
 def _answer(text: str, citations: tuple[Citation, ...] = (), refused: bool = False,
-            contexts: tuple[ScoredChunk, ...] = (), question: str = "丽水市2019年排队时间?") -> Answer:
-    return Answer(question=question, text=text, citations=citations, refused=refused, mode="extractive",
-                  contexts=contexts, filters=Filters(cities=("丽水市",), years=(2019,), inferred=True))
+            contexts: tuple[ScoredChunk, ...] = (), question: str = "丽水市2019年排队时间?",
+            warnings: tuple[Warning, ...] = ()) -> Answer:
+    refusal = Refusal("no_evidence", closest=contexts[:3]) if refused else None
+    return Answer(question=question, text=text, citations=citations, refusal=refusal, mode="extractive",
+                  contexts=contexts, filters=Filters(cities=("丽水市",), years=(2019,), inferred=True),
+                  warnings=warnings)
 
 
 # --- highlighting and chips ----------------------------------------------------------------
@@ -82,13 +85,14 @@ def test_several_quotes_of_one_source_share_one_panel_entry() -> None:
     assert chips.count('href="#src-m-1"') == 2 and "改革成果”&#10;“市级医院" in chips
 
 
-def test_refusal_shows_contexts_or_unfiltered_neighbours() -> None:
-    ch = _chunk()
-    with_ctx = _answer("没有找到。", refused=True, contexts=(ScoredChunk(ch, 1.0),) * 4)
-    assert logic.closest_sections(with_ctx, lambda: []) == ([ch] * 3, False)
-    empty = _answer("没有找到。", refused=True)
-    assert logic.closest_sections(empty) == ([], False)
-    assert logic.closest_sections(empty, lambda: [ScoredChunk(ch, 0.5)]) == ([ch], True)
+def test_refusal_shows_the_closest_sections_the_answer_names() -> None:
+    ch, other = _chunk(), _chunk(chunk_id="c9", start=0)
+    with_ctx = _answer("没有找到。", refused=True, contexts=(ScoredChunk(ch, 1.0),) * 3 + (ScoredChunk(other, 0.1),))
+    assert logic.refusal_sections(with_ctx) == ([ch] * 3, False)
+    outside = Answer(question="q", text="没有找到。", citations=(), mode="extractive",
+                     refusal=Refusal("outside_filters", closest=(ScoredChunk(other, 0.5),), outside_filters=True))
+    assert logic.refusal_sections(outside) == ([other], True)
+    assert logic.refusal_sections(_answer("答案[1]。")) == ([], False)
 
 
 def test_quote_located_by_document_offsets_and_section_html_escapes() -> None:
@@ -141,8 +145,8 @@ def test_find_chunk_prefers_contexts_then_lookup() -> None:
 
 
 def test_labels_switch_to_english_for_ascii_questions() -> None:
-    assert logic.is_english("What was the queue time in Lishui in 2019?")
-    assert not logic.is_english("丽水市2019年排队时间是多少?")
+    assert logic.labels_for("What was the queue time in Lishui in 2019?") is logic.LABELS["en"]
+    assert logic.labels_for("丽水市2019年排队时间是多少?") is logic.LABELS["zh"]
     ans = _answer("x", question="How long was the queue?")
     assert logic.filters_line(ans, logic.labels_for(ans.question)) == \
         "Filters: 城市=丽水市;年份=2019 (inferred from the question)"
@@ -170,7 +174,8 @@ def test_history_skips_errors_and_notices_exclude_unsupported() -> None:
     turns = [logic.ChatTurn("user", "问1"), logic.ChatTurn("assistant", "答1", "a"),
              logic.ChatTurn("user", "问2"), logic.ChatTurn("assistant", "", "b", error="boom")]
     assert logic.history_of(turns) == [("user", "问1"), ("assistant", "答1"), ("user", "问2")]
-    ans = Answer("q", "t", (), False, "llm", warnings=("未被引文支持的句子: x", "LLM 调用失败"))
+    ans = Answer("q", "t", (), "llm", warnings=(Warning(WarningKind.UNSUPPORTED, "句子 x 未被支持"),
+                                               Warning(WarningKind.FALLBACK, "LLM 调用失败")))
     assert logic.notices(ans) == ["LLM 调用失败"]
 
 
@@ -392,9 +397,9 @@ def test_latest_eval_reads_latest_and_builds_tables(tmp_path: Path) -> None:
 
 def test_reports_dir_default_and_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("ASSISTANT_EVAL_REPORTS", raising=False)
-    assert evals_view.reports_dir() == evals_view.DEFAULT_REPORTS
+    assert evals_view.reports_dir(Settings()) == Path("evals") / "reports"  # under the current directory
     monkeypatch.setenv("ASSISTANT_EVAL_REPORTS", str(tmp_path))
-    assert evals_view.reports_dir() == tmp_path
+    assert evals_view.reports_dir(Settings()) == tmp_path
     assert evals_view.eval_unavailable() is None
 
 

@@ -4,8 +4,14 @@ Registered by :mod:`assistant.cli` as the ``eval`` command.  Exit codes: 0 ok,
 1 the gate failed (with ``--check``), 2 bad input or configuration.
 
     assistant eval                       # offline extractive mode, baselines, report
-    assistant eval --check               # ... and fail when a metric drops below evals/baseline.json
+    assistant eval --check               # ... and fail when a metric drops below the floors
     assistant eval --mode llm --judge    # with a configured LLM, graded by the same LLM
+    assistant eval --gold G --corpus DIR # your own gold set over your own reports
+
+Defaults work outside a checkout: the bundled gold set, seed reports and floors
+(:mod:`assistant.resources`); reports go to ``ASSISTANT_EVAL_REPORTS`` (default
+``evals/reports`` under the current directory).  The eval indexes its corpus in an
+index of its own (:func:`~assistant.evals.harness.eval_settings`), never the user's.
 """
 
 from __future__ import annotations
@@ -15,19 +21,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from assistant.config import PROJECT_ROOT, Settings
+from assistant.config import Settings
 from assistant.errors import AssistantError
+from assistant.resources import baseline_path, gold_path, seeds_dir
 
 if TYPE_CHECKING:
     from .harness import EvalRun
-
-DEFAULT_GOLD = PROJECT_ROOT / "evals" / "gold.jsonl"
-DEFAULT_OUT = PROJECT_ROOT / "evals" / "reports"
-DEFAULT_BASELINE = PROJECT_ROOT / "evals" / "baseline.json"
-DEFAULT_CORPUS = PROJECT_ROOT / "seeds"
 
 console = Console()
 err = Console(stderr=True)
@@ -42,7 +44,7 @@ class _ItemProgress:
 
     def __init__(self, progress: Progress) -> None:
         self.p = progress
-        self.tasks: dict[str, int] = {}
+        self.tasks: dict[str, TaskID] = {}
 
     def __call__(self, done: int, total: int, label: str) -> None:
         if label not in self.tasks:
@@ -68,32 +70,37 @@ def _summary_table(run: EvalRun) -> Table:
 
 
 def eval_command(
-    gold: Annotated[Path, typer.Option(help="Gold set (.jsonl or .yaml)")] = DEFAULT_GOLD,
+    gold: Annotated[Path | None, typer.Option(help="Gold set (.jsonl or .yaml) [default: the bundled one]")] = None,
     mode: Annotated[str, typer.Option(help="extractive (offline) or llm (needs an LLM)")] = "extractive",
     k: Annotated[int, typer.Option(help="Cut-off for evidence recall and pass/fail", min=1)] = 5,
     check: Annotated[bool, typer.Option("--check", help="Exit 1 when a metric misses its floor")] = False,
     baselines: Annotated[bool, typer.Option(help="Also score naive llama-index and BM25-only")] = True,
     judge: Annotated[bool, typer.Option("--judge", help="LLM-as-judge grades (needs an LLM)")] = False,
-    out: Annotated[Path, typer.Option(help="Directory for report folders")] = DEFAULT_OUT,
-    corpus: Annotated[Path, typer.Option(help="Folder holding the gold evidence documents")] = DEFAULT_CORPUS,
-    baseline: Annotated[Path, typer.Option(help="Floors for --check")] = DEFAULT_BASELINE,
+    out: Annotated[Path | None, typer.Option(help="Folder for report folders [default: ASSISTANT_EVAL_REPORTS "
+                                                  "or ./evals/reports]")] = None,
+    corpus: Annotated[Path | None, typer.Option(help="Folder of the gold evidence documents "
+                                                     "[default: the bundled seed reports]")] = None,
+    baseline: Annotated[Path | None, typer.Option(help="Floors for --check [default: the bundled ones]")] = None,
 ) -> None:
-    """Evaluate retrieval, answers, citations and refusals on the gold set; write a report."""
+    """Evaluate retrieval, answers, citations and refusals on a gold set; write a report."""
     from assistant.facade import Assistant
 
     from .gate import check as gate_check
     from .gold import load_gold, validate_gold
-    from .harness import MODES, run_eval
+    from .harness import MODES, eval_assistant, run_eval
     from .report import write_report
 
+    gold, corpus, baseline = gold or gold_path(), corpus or seeds_dir(), baseline or baseline_path()
     if mode not in MODES:
         err.print(f"[red]error:[/red] unknown mode {mode!r}; use one of: {', '.join(MODES)}.")
         raise typer.Exit(2)
     try:
+        settings = Settings.load()
         items = load_gold(gold)
     except AssistantError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
+    out = out or settings.eval.reports_dir
     problems = validate_gold(items, corpus)
     if problems:
         err.print(f"[red]The gold set has {len(problems)} problem(s); fix them first:[/red]")
@@ -102,12 +109,8 @@ def eval_command(
         raise typer.Exit(2)
 
     try:
-        assistant = Assistant(Settings.load())
-        with err.status("Indexing the corpus (unchanged files are skipped)…"):
-            ingest = assistant.ingest([str(corpus)])
-        for r in ingest.results:
-            if r.status == "failed":
-                err.print(f"[yellow]ingest failed:[/yellow] {r.path}: {r.error}", highlight=False)
+        with err.status("Indexing the eval corpus in its own index (unchanged files are skipped)…"):
+            assistant = eval_assistant(Assistant(settings), corpus)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=err, transient=True) as prog:
             run = run_eval(assistant, items, mode=mode, k=k, baselines=baselines, judge=judge,

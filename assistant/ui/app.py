@@ -9,12 +9,15 @@ Launch with ``assistant ui`` (or ``streamlit run assistant/ui/app.py``).
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import streamlit as st
 
 from assistant.config import Settings
 from assistant.errors import AssistantError
 from assistant.facade import Assistant
+from assistant.index import DocInfo
+from assistant.resources import seeds_dir
 from assistant.types import Answer
 from assistant.ui import documents, evals_view, logic
 from assistant.ui.feedback import FeedbackStore, feedback_path, record_feedback, settings_snapshot
@@ -39,7 +42,7 @@ def _or_all(v: object) -> str:
     return str(v) if v else "全部（自动推断）"
 
 
-def sidebar(a: Assistant, docs: list) -> tuple[str, dict]:
+def sidebar(a: Assistant, docs: list[DocInfo]) -> tuple[str, dict[str, Any]]:
     with st.sidebar:
         st.title("🩺 卫健报告问答")
         slug = st.query_params.get("page", "chat")
@@ -120,7 +123,7 @@ def show_turn(a: Assistant, t: logic.ChatTurn, titles: dict[str, str]) -> None:
             show_answer(a, t, titles)
 
 
-def answer_turn(a: Assistant, question: str, filters: dict, history: list,
+def answer_turn(a: Assistant, question: str, filters: dict[str, Any], history: list[tuple[str, str]],
                 titles: dict[str, str]) -> logic.ChatTurn:
     tid = uuid.uuid4().hex[:10]
     slot = st.empty()
@@ -135,14 +138,14 @@ def answer_turn(a: Assistant, question: str, filters: dict, history: list,
     slot.empty()
     ans = stream.answer
     assert ans is not None
-    closest, unfiltered = logic.refusal_sections(a, ans)
+    closest, unfiltered = logic.refusal_sections(ans)
     turn = logic.ChatTurn("assistant", ans.text, tid, ans, closest=tuple(closest),
                           closest_unfiltered=unfiltered)
     show_answer(a, turn, titles)
     return turn
 
 
-def chat_page(a: Assistant, docs: list, filters: dict) -> None:
+def chat_page(a: Assistant, docs: list[DocInfo], filters: dict[str, Any]) -> None:
     st.header("卫生健康工作报告问答")
     st.caption("答案中的 [n] 是引用，点击跳到下方来源；展开来源可看到所在章节与被引用的句子。")
     if not docs:
@@ -181,7 +184,7 @@ def show_outcomes(outcomes: list[documents.UploadOutcome]) -> None:
             st.error(f"{o.name}: {o.error or o.status}")
 
 
-def documents_page(a: Assistant, docs: list) -> None:
+def documents_page(a: Assistant, docs: list[DocInfo]) -> None:
     st.header("文档")
     up_dir = documents.uploads_dir(a.settings)
     max_mb = documents.MAX_UPLOAD_BYTES // 1048576
@@ -200,9 +203,9 @@ def documents_page(a: Assistant, docs: list) -> None:
     kind, text = st.session_state.pop("doc_notice", (None, ""))
     if kind:
         getattr(st, kind)(text)
-    if not docs and documents.DEFAULT_CORPUS.is_dir() and st.button("导入示例报告（seeds/）"):
+    if not docs and st.button("导入示例报告（五份随包附带的报告）"):
         bar = st.progress(0.0, text="正在导入示例报告…")
-        a.ingest([str(documents.DEFAULT_CORPUS)], progress=documents.ProgressBridge(bar.progress))
+        a.ingest([str(seeds_dir())], progress=documents.ProgressBridge(bar.progress))
         st.rerun()
 
     st.subheader(f"已索引的报告（{len(docs)}）")
@@ -242,11 +245,11 @@ def feedback_section(a: Assistant) -> None:
 
 def eval_page(a: Assistant) -> None:
     st.header("评测")
-    root = evals_view.reports_dir()
+    root = evals_view.reports_dir(a.settings)
     problem = evals_view.eval_unavailable()
     with st.container(border=True):
         st.markdown("**运行离线评测**（抽取模式，全部标注问题 + 基线；"
-                    "会先确认 seeds/ 已在索引中，约需几分钟）")
+                    "在单独的评测索引中进行，不影响你的报告库；约需几分钟）")
         if problem:
             st.error(problem)
         baselines = st.checkbox("同时评测基线（naive llama-index、BM25）", value=True, disabled=bool(problem))

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from assistant.config import PROJECT_ROOT, Settings
+from assistant.config import Settings
 from assistant.errors import AssistantError
 from assistant.loading import SUPPORTED
 from assistant.types import Chunk
@@ -30,7 +30,6 @@ from .logic import error_text
 if TYPE_CHECKING:
     from assistant.facade import Assistant, DocInfo
 
-DEFAULT_CORPUS = PROJECT_ROOT / "seeds"
 
 # --- documents ------------------------------------------------------------------------------
 
@@ -99,7 +98,7 @@ class ProgressBridge:
     """Adapts the ingest progress protocol to one ``update(fraction, text)`` callback
     (``st.progress(...).progress`` in the app)."""
 
-    def __init__(self, update: Callable[[float, str], None]) -> None:
+    def __init__(self, update: Callable[[float, str], object]) -> None:
         self._update = update
         self.total = 0
         self.done = 0
@@ -146,7 +145,7 @@ class UploadOutcome:
 
 
 def ingest_uploads(assistant: Assistant, files: Sequence[tuple[str, bytes]], directory: Path,
-                   progress: Callable[[float, str], None] | None = None) -> list[UploadOutcome]:
+                   progress: Callable[[float, str], object] | None = None) -> list[UploadOutcome]:
     """Save uploads under ``directory`` and ingest them; one bad file never stops the rest.
     Copies that were not indexed (failed, duplicate) are deleted again."""
     outcomes: dict[int, UploadOutcome] = {}

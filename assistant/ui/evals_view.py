@@ -8,23 +8,20 @@ works, with a clear message, when ``assistant.evals`` is missing.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from assistant.config import PROJECT_ROOT
+from assistant.config import Settings
 from assistant.errors import AssistantError
+from assistant.resources import gold_path, seeds_dir
 
 if TYPE_CHECKING:
     from assistant.facade import Assistant
 
 # --- eval dashboard -------------------------------------------------------------------------
 
-DEFAULT_REPORTS = PROJECT_ROOT / "evals" / "reports"
-DEFAULT_GOLD = PROJECT_ROOT / "evals" / "gold.jsonl"
-DEFAULT_CORPUS = PROJECT_ROOT / "seeds"
 
 # (metric key, label, higher is better): used when the eval package cannot be imported.
 _COMPARISON_ROWS: tuple[tuple[str, str, bool], ...] = (
@@ -57,16 +54,18 @@ class EvalReport:
 
     @property
     def config(self) -> dict[str, Any]:
-        return self.metrics.get("config", {})
+        config: dict[str, Any] = self.metrics.get("config", {})
+        return config
 
     @property
     def failures(self) -> list[dict[str, Any]]:
         return [i for i in self.items if not i.get("passed", False)]
 
 
-def reports_dir() -> Path:
-    """The eval reports folder: ``evals/reports`` unless ``ASSISTANT_EVAL_REPORTS`` says otherwise."""
-    return Path(os.environ.get("ASSISTANT_EVAL_REPORTS") or DEFAULT_REPORTS)
+def reports_dir(settings: Settings) -> Path:
+    """The eval reports folder (``ASSISTANT_EVAL_REPORTS``, default ``evals/reports`` under the
+    current directory)."""
+    return settings.eval.reports_dir
 
 
 def latest_eval(root: Path) -> EvalReport | None:
@@ -183,24 +182,26 @@ def eval_unavailable() -> str | None:
 
 
 def run_offline_eval(assistant: Assistant, out_root: Path,
-                     progress: Callable[[float, str], None] | None = None, *, baselines: bool = True,
-                     gold: Path = DEFAULT_GOLD, corpus: Path = DEFAULT_CORPUS) -> Path:
-    """What ``assistant eval`` does, offline: validate the gold set, make sure the seed
-    corpus is indexed, answer and score every item, write a report; returns its folder."""
+                     progress: Callable[[float, str], object] | None = None, *, baselines: bool = True,
+                     gold: Path | None = None, corpus: Path | None = None) -> Path:
+    """What ``assistant eval`` does, offline: validate the gold set, index the corpus in the
+    eval's own index (never the user's), answer and score every item, write a report;
+    returns its folder. Defaults: the bundled gold set and seed reports."""
     try:
         from assistant.evals.gold import load_gold, validate_gold
-        from assistant.evals.harness import run_eval
+        from assistant.evals.harness import eval_assistant, run_eval
         from assistant.evals.report import write_report
     except ImportError as exc:
         raise EvalUnavailableError(f"评测模块不可用（{exc}）。",
                                    "请确认 assistant/evals 完整，或在命令行运行 assistant eval。") from None
+    gold, corpus = gold or gold_path(), corpus or seeds_dir()
     items = load_gold(gold)
     problems = validate_gold(items, corpus)
     if problems:
-        raise AssistantError(f"标注集有 {len(problems)} 个问题: {problems[0]}", "请先修正 evals/gold.jsonl。")
+        raise AssistantError(f"标注集有 {len(problems)} 个问题: {problems[0]}", f"请先修正 {gold}。")
     if progress:
-        progress(0.0, "正在检查语料索引…")
-    assistant.ingest([str(corpus)])
+        progress(0.0, "正在建立评测索引…")
+    assistant = eval_assistant(assistant, corpus)
     stages = ["ours", *(["naive", "bm25"] if baselines else [])]
 
     def step(done: int, total: int, label: str) -> None:

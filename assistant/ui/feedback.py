@@ -114,7 +114,8 @@ class FeedbackStore:
     def rating_of(self, answer_id: str) -> str | None:
         for e in reversed(self.all()):
             if e["answer_id"] == answer_id:
-                return e.get("rating")
+                rating = e.get("rating")
+                return str(rating) if rating is not None else None
         return None
 
     def export_gold(self) -> list[dict[str, Any]]:
@@ -132,7 +133,8 @@ def record_feedback(store: FeedbackStore, answer: Answer, *, value: int | None, 
     A comment without any rating is not stored yet (it is saved with the rating);
     withdrawing an earlier rating is stored as ``rating: None``.
     """
-    rating: Rating | None = {1: "up", 0: "down"}.get(value) if value is not None else None
+    ratings: dict[int, Rating] = {1: "up", 0: "down"}
+    rating: Rating | None = ratings.get(value) if value is not None else None
     if rating is None and store.rating_of(answer_id) is None:
         return None
     entry = make_entry(answer, rating=rating, comment=comment, answer_id=answer_id, settings=settings)

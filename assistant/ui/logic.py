@@ -26,7 +26,10 @@ from typing import TYPE_CHECKING
 
 from assistant.config import Settings
 from assistant.errors import AssistantError
-from assistant.types import Answer, Chunk, Citation, Filters, ScoredChunk
+from assistant.numbers import MARKER_RE
+from assistant.text import is_foreign
+from assistant.types import CLOSEST_LABEL, Answer, Chunk, Citation, ScoredChunk, WarningKind
+from assistant.verification import marker_numbers
 
 if TYPE_CHECKING:
     from assistant.facade import Assistant
@@ -35,7 +38,7 @@ if TYPE_CHECKING:
 
 LABELS: dict[str, dict[str, str]] = {
     "zh": {
-        "sources": "来源", "refusal": "无法根据报告回答", "closest": "最接近的章节",
+        "sources": "来源", "refusal": "无法根据报告回答", "closest": CLOSEST_LABEL,
         "closest_other": "其他报告中最接近的章节（不符合筛选条件）",
         "no_closest": "索引中没有相关章节。", "unsupported": "以下句子未被引文支持",
         "notice": "注意", "filters": "筛选条件", "inferred": "从问题推断", "explicit": "侧边栏指定",
@@ -69,16 +72,9 @@ div.outline div { white-space:nowrap; overflow:hidden; text-overflow:ellipsis; f
 """
 
 
-def is_english(text: str) -> bool:
-    """True when a question is mostly ASCII (then answer labels switch to English)."""
-    chars = [c for c in text if not c.isspace()]
-    if not chars:
-        return False
-    return sum(c.isascii() for c in chars) / len(chars) >= 0.6
-
-
 def labels_for(question: str) -> dict[str, str]:
-    return LABELS["en" if is_english(question) else "zh"]
+    """Labels in English for a question in Latin letters, else in Chinese."""
+    return LABELS["en" if is_foreign(question) else "zh"]
 
 
 def mode_badge(mode: str, model: str | None) -> tuple[str, str]:
@@ -92,7 +88,6 @@ def mode_badge(mode: str, model: str | None) -> tuple[str, str]:
 
 # --- answers -------------------------------------------------------------------------------
 
-MARKER_RE = re.compile(r"\[(\d{1,3})\]")
 _WS_RE = re.compile(r"\s+")
 
 
@@ -123,7 +118,8 @@ def answer_html(answer: Answer, prefix: str) -> str:
     known = dict(group_citations(answer.citations))
 
     def chip(m: re.Match[str]) -> str:
-        cits = known.get(int(m.group(1)))
+        numbers = marker_numbers(m.group(0))
+        cits = known.get(numbers[0]) if len(numbers) == 1 else None
         if not cits:
             return m.group(0)
         c = cits[0]
@@ -239,36 +235,18 @@ def plain_section_html(chunk: Chunk) -> str:
     return f'<div class="src-section">{_multiline(html.escape(chunk.text, quote=False))}</div>'
 
 
-def closest_sections(answer: Answer, unfiltered: Callable[[], Sequence[ScoredChunk]] | None = None,
-                     n: int = 3) -> tuple[list[Chunk], bool]:
-    """What a refusal shows instead of an answer: (the top retrieved sections, whether
-    they come from ``unfiltered``).  When the filters matched nothing (a city the index
-    lacks, say) the answer has no contexts, so the nearest sections anywhere are shown."""
-    from assistant.retrieval import matches
-
-    if answer.contexts:
-        # The facade answers "nothing under these filters" with the closest sections
-        # found without them: say so.
-        outside = not answer.filters.empty and not any(matches(sc.chunk, answer.filters)
-                                                        for sc in answer.contexts)
-        return [sc.chunk for sc in answer.contexts[:n]], outside
-    if unfiltered is None:
+def refusal_sections(answer: Answer) -> tuple[list[Chunk], bool]:
+    """What a refusal shows instead of an answer: (the closest sections, whether they were
+    found without the question's filters because nothing matched them); ([], False) for
+    an answer that was not refused."""
+    if answer.refusal is None:
         return [], False
-    return [sc.chunk for sc in list(unfiltered())[:n]], True
-
-
-def refusal_sections(assistant: Assistant, answer: Answer) -> tuple[list[Chunk], bool]:
-    """:func:`closest_sections` for a refusal, searching without filters when they matched
-    nothing; ([], False) for an answer that was not refused."""
-    if not answer.refused:
-        return [], False
-    question = answer.standalone_question or answer.question
-    return closest_sections(answer, lambda: assistant.retriever.retrieve(question, Filters()))
+    return [sc.chunk for sc in answer.refusal.closest], answer.refusal.outside_filters
 
 
 def notices(answer: Answer) -> list[str]:
     """Warnings other than unsupported sentences (those are listed separately)."""
-    return [w for w in answer.warnings if not w.startswith("未被引文支持")]
+    return [w.text for w in answer.warnings if w.kind != WarningKind.UNSUPPORTED]
 
 
 def filters_line(answer: Answer, lang: Mapping[str, str] = LABELS["zh"],

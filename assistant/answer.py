@@ -1,0 +1,181 @@
+"""The answer stage: from a question and its retrieved chunks to a verified :class:`Answer`.
+
+Two steps, whatever the mode:
+
+1. :meth:`AnswerStage.generate` writes a :class:`~assistant.types.Draft`: with an LLM,
+   the prompt (numbered sources fenced as data, under a token budget) is streamed
+   through the model; offline, or when the LLM fails, the extractive answerer quotes
+   report sentences.  A refusal is data (:class:`~assistant.types.Refusal`), never a
+   phrase to match later.
+2. :meth:`AnswerStage.finish` verifies the draft (markers to no source dropped; each
+   sentence's numbers found in what it cites), picks the cited sentences and returns the
+   :class:`Answer` with typed warnings.
+
+>>> from assistant.types import Draft
+>>> stage = AnswerStage(AnswerSettings(), PromptLibrary(), None, lambda t: list(t))
+>>> req = Request("问题", "问题", QueryInfo("问题"), ())
+>>> ans = stage.finish(Draft("甲达80%[1]。", "extractive", evidence=((1, "甲达80%。"),)), req)
+>>> ans.refused, ans.unsupported
+(False, ())
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+
+from .config import AnswerSettings
+from .context import Source, assemble, budget, cite, prompt_tokens, render_sources
+from .errors import LLMAuthError, LLMError, LLMModelNotFoundError
+from .extractive import SentenceScorer
+from .extractive import answer as extractive_answer
+from .llm import LLM, Completion, Message
+from .prompts import PromptLibrary
+from .query import QueryInfo
+from .retrieval import Corpus
+from .types import REFUSAL_PHRASE, Answer, Citation, Draft, ScoredChunk, SentenceCheck, Warning, WarningKind
+from .verification import split_answer_sentences, verify_answer
+
+_PROMPT_SLACK = 200  # tokens for the chat format and the filter line
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the answer stage is asked: the question as typed, as understood (after a
+    follow-up is rewritten), its analysis and the retrieved chunks, best first."""
+
+    question: str
+    standalone: str
+    info: QueryInfo
+    contexts: tuple[ScoredChunk, ...]
+
+
+def unsupported_warning(text: str, reason: str) -> Warning:
+    return Warning(WarningKind.UNSUPPORTED, f"未被引文支持的句子（{reason}）: {text}")
+
+
+class AnswerStage:
+    """Generates and finishes answers. Thread-safe: it holds only read-only state."""
+
+    def __init__(self, settings: AnswerSettings, prompts: PromptLibrary, llm: LLM | None,
+                 tokenize: Callable[[str], list[str]], *, max_answer_tokens: int = 800) -> None:
+        self.settings = settings
+        self.prompts = prompts
+        self.llm = llm
+        self.tokenize = tokenize
+        self.max_answer_tokens = max_answer_tokens
+
+    @property
+    def mode(self) -> str:
+        return "llm" if self.llm is not None else "extractive"
+
+    # --- generation -------------------------------------------------------------------
+
+    def refuse(self, req: Request, closest: Sequence[ScoredChunk], *, outside_filters: bool) -> Draft:
+        """A refusal without asking anyone (nothing matched the question's filters)."""
+        return Draft(text="", mode="llm" if self.llm else "extractive",
+                     refusal=req.info.refusal("outside_filters" if outside_filters else "no_evidence", closest,
+                                              outside_filters=outside_filters),
+                     model=self.llm.model if self.llm else None)
+
+    def generate(self, req: Request, corpus: Corpus, scorer: SentenceScorer | None = None) -> Iterator[str | Draft]:
+        """Yield text deltas (LLM mode), then one :class:`Draft`.
+
+        An LLM failure that a retry could not fix falls back to the extractive answerer
+        with a :attr:`WarningKind.FALLBACK` warning; a rejected key or an unknown model
+        is raised, since every later question would fail the same way.
+        """
+        fallback: tuple[Warning, ...] = ()
+        if self.llm is not None:
+            try:
+                yield from self._generate_llm(req, self.llm)
+                return
+            except (LLMAuthError, LLMModelNotFoundError):
+                raise
+            except LLMError as exc:
+                fallback = (Warning(WarningKind.FALLBACK, f"LLM 调用失败，已改用离线抽取模式回答（{exc.message}）。"),)
+        t = time.perf_counter()
+        draft = extractive_answer(req.info, req.contexts, corpus.keyword, self.tokenize, self.settings,
+                                  sentence_scorer=scorer, corpus=corpus.chunks)
+        draft = replace(draft, warnings=fallback + draft.warnings,
+                        timings=(("generate", time.perf_counter() - t),))
+        yield draft
+
+    def prompt(self, req: Request, context_window: int) -> tuple[list[Message], list[Source]]:
+        """The chat messages for ``req`` and the numbered sources they hold (none: refuse)."""
+        template = "comparison" if req.info.comparison else "qa"
+        system = self.prompts.render("system")
+        overhead = prompt_tokens(system, self.prompts.get(template).text, req.standalone) + _PROMPT_SLACK
+        sources = assemble(req.contexts, budget(context_window, self.max_answer_tokens, overhead,
+                                                self.settings.source_tokens))
+        user = self.prompts.render(
+            template, question=req.standalone, sources=render_sources(sources),
+            valid_markers=" ".join(f"[{s.number}]" for s in sources), filters=req.info.filters.describe())
+        return [Message("system", system), Message("user", user)], sources
+
+    def _generate_llm(self, req: Request, llm: LLM) -> Iterator[str | Draft]:
+        t = time.perf_counter()
+        messages, sources = self.prompt(req, llm.context_window)
+        if not sources:
+            yield Draft(text="", mode="llm", refusal=req.info.refusal("no_evidence", req.contexts), model=llm.model)
+            return
+        completion: Completion | None = None
+        timings: list[tuple[str, float]] = []
+        for part in llm.stream(messages):
+            if isinstance(part, Completion):
+                completion = part
+            elif part:
+                if not timings:
+                    timings.append(("first_token", time.perf_counter() - t))
+                yield part
+        if completion is None:
+            raise LLMError("The LLM stream ended without a final message.", retryable=True)
+        timings.append(("generate", time.perf_counter() - t))
+        yield Draft(text=completion.text, mode="llm", evidence=tuple((s.number, s.sc.chunk.text) for s in sources),
+                    sources=tuple(s.sc for s in sources), usage=completion.usage, model=completion.model,
+                    timings=tuple(timings))
+
+    # --- finishing --------------------------------------------------------------------
+
+    def finish(self, draft: Draft, req: Request, *, timings: Sequence[tuple[str, float]] = (),
+               warnings: Sequence[Warning] = ()) -> Answer:
+        """Verify ``draft`` and build the :class:`Answer` (the only place one is built)."""
+        t = time.perf_counter()
+        verified = verify_answer(draft.text, dict(draft.evidence))
+        refusal = draft.refusal
+        if refusal is None and draft.mode == "llm" and REFUSAL_PHRASE in draft.text and not verified.cited:
+            # The model said the sources do not answer: keep its words, point to the nearest sections.
+            refusal = req.info.refusal("model", draft.sources or req.contexts)
+            refusal = replace(refusal, model_text=verified.text)
+        notes = list(warnings) + list(draft.warnings)
+        citations: tuple[Citation, ...] = ()
+        sentences: tuple[SentenceCheck, ...] = ()
+        if refusal is not None:
+            text = refusal.render()
+            contexts = refusal.closest if refusal.outside_filters else (draft.sources or req.contexts)
+        else:
+            text, sentences = verified.text, verified.sentences
+            citations = draft.citations or self._cite(verified.text, verified.sentences, draft.sources)
+            contexts = draft.sources or req.contexts
+            if verified.removed_markers:
+                notes.append(Warning(WarningKind.REMOVED_MARKER, "已删除指向不存在来源的引用标记: "
+                                     + " ".join(f"[{m}]" for m in verified.removed_markers)))
+            notes += [unsupported_warning(s.text, s.reason) for s in verified.sentences if not s.supported]
+        return Answer(
+            question=req.question, text=text, citations=citations, mode=draft.mode, refusal=refusal,
+            warnings=tuple(notes), sentences=sentences, contexts=tuple(contexts), filters=req.info.filters,
+            standalone_question=req.standalone if req.standalone != req.question else None, usage=draft.usage,
+            timings=(*timings, *draft.timings, ("verify", time.perf_counter() - t)), model=draft.model,
+        )
+
+    def _cite(self, text: str, sentences: Sequence[SentenceCheck],
+              sources: Sequence[ScoredChunk]) -> tuple[Citation, ...]:
+        """LLM drafts: for each marker, the source sentence that best supports what cites it."""
+        per_sentence: list[tuple[str, tuple[int, ...]]] = [(s.text, s.markers) for s in sentences] \
+            or [(x, ()) for x in split_answer_sentences(text)]
+        numbered = [Source(i, sc) for i, sc in enumerate(sources, start=1)]
+        return cite(per_sentence, numbered, self.tokenize)
+
+
+__all__ = ["AnswerStage", "Request", "unsupported_warning"]
