@@ -16,7 +16,6 @@ import typer
 from typer.testing import CliRunner
 
 from assistant.config import ChunkSettings, IndexSettings, LLMSettings, Settings
-from assistant.testing import HashEmbedder
 from assistant.errors import ConfigError
 from assistant.evals.baselines import BM25Baseline, NaiveLlamaIndexBaseline
 from assistant.evals.gate import check, failing_metrics
@@ -24,6 +23,7 @@ from assistant.evals.gold import CATEGORIES, GoldItem, load_gold
 from assistant.evals.harness import EvalRun, run_eval
 from assistant.evals.metrics import first_hit_rank
 from assistant.evals.report import write_report
+from assistant.testing import HashEmbedder
 from assistant.types import Answer, Refusal, ScoredChunk
 
 ROOT = Path(__file__).resolve().parents[1]
