@@ -37,6 +37,8 @@ _CHROME_RES = [
     re.compile(r"^\s*(" + "|".join(FIELD_KEYS) + r")\s*[:：|]?\s*\S"),
 ]
 _MAX_CHROME_LINE = 200  # chrome lines are short; a long line is report text
+_NUMERIC_DATE_RE = re.compile(
+    r"(?<![\d.])((?:19|20)\d{2})\s*[-/.]\s*(?:0?[1-9]|1[0-2])(?![\d])(?!\s*[万亿千百%‰个人次元家所张台项])")
 _DATE_RE = re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})")
 _TITLE_KEYWORDS = "要点|总结|计划|安排|回顾|报告|意见|方案|思路"
 _TITLE_RE = re.compile(rf"\d{{4}}\s*年.*?({_TITLE_KEYWORDS})")
@@ -127,6 +129,11 @@ def detect_years(title: str, text: str) -> tuple[YearInfo, ...]:
         counts: dict[int, int] = {}
         for m in re.finditer(r"(?<!\d)((?:19|20)\d{2})\s*年", text[:3000]):
             counts[int(m.group(1))] = counts.get(int(m.group(1)), 0) + 1
+        if not counts:
+            # A news item or page that gives its year only in a date line (2023-08-02 14:35,
+            # 2023/8/2, 2023.08): that year, never one the text does not mention.
+            for m in _NUMERIC_DATE_RE.finditer(text[:3000]):
+                counts[int(m.group(1))] = counts.get(int(m.group(1)), 0) + 1
         if counts:
             best = max(counts, key=lambda y: (counts[y], y))
             found[best] = "unknown"
@@ -228,14 +235,25 @@ def build_document(loaded: LoadedFile, gazetteer: Gazetteer | None = None) -> Do
     title = detect_title(text, loaded.html_title)
     years = detect_years(title or "", text)
     issuer, date = detect_issuer_and_date(text, fields)
+    if not years and date:  # the year only in a 发布时间 line the cleaning moved to the metadata
+        years = (YearInfo(int(date[:4]), "unknown"),)
     place = gaz.best_city(title or "", text, issuer)
     city = place.name if place else None
     if issuer and city and issuer.startswith("市"):
         issuer = city + issuer[1:]
     if not title:
-        parts = [city or Path(loaded.path).stem, "卫生健康工作"]
-        parts += [f"{y.year}年" + {"review": "回顾", "plan": "安排"}.get(y.role, "") for y in years]
-        title = " ".join(parts)
+        # No report-style title (a news item, a page, an encyclopedia passage): its own first
+        # line when that reads as a heading, else the file name. Never invented words.
+        first = next((ln.strip() for ln in text.split("\n") if ln.strip()), "")
+        numbered = re.match(r"^(?:[一二三四五六七八九十]+[、.．]|[（(][一二三四五六七八九十\d]+[)）]|\d+[.、．])",
+                            first)
+        if 0 < len(first) <= 40 and not numbered and not re.search(r"[。！？!?；;，,]", first):
+            title = first
+        elif city or years:  # a report that opens with its first section: name it by place and years
+            parts = [city or ""] + [f"{y.year}年" + {"review": "回顾", "plan": "安排"}.get(y.role, "") for y in years]
+            title = " ".join(p for p in parts if p)
+        else:
+            title = Path(loaded.path).stem
     meta = DocMeta(
         title=title, city=city, province=place.province if place else None, years=years,
         issuer=issuer, date=date,

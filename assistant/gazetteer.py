@@ -1,10 +1,14 @@
-"""Chinese place names: which city a report is about.
+"""Chinese place names: which city, county or district a report is about.
 
 The gazetteer lists every prefecture-level division (the four municipalities
-included) and the county-level divisions, from ``data/gazetteer.tsv``. Each place
-is matched by its full name (``余姚市``) and, where that is safe, by its short
-form (``余姚``). Text is scanned once, left to right, and the longest name wins at each
-position; a 30,000-character report takes a few milliseconds.
+included) and the county-level divisions, from ``data/gazetteer.tsv``, and the
+municipal districts (市辖区) with their parent city, from ``data/districts.tsv``. Each
+place is matched by its full name (``余姚市``) and, where that is safe, by its short
+form (``余姚``). A district is named with its parent (``广州市番禺区``) and found by
+``番禺区``, ``广州番禺`` or (next to its full name) ``番禺``; a district name several
+cities share (``鼓楼区``) counts only with its city in front. Text is scanned once, left to
+right, and the longest name wins at each position; a 30,000-character report takes a few
+milliseconds.
 
 >>> g = Gazetteer.default()
 >>> [(p.name, n) for p, n in g.find("宁波市余姚市卫生健康局:余姚2024年")]
@@ -25,7 +29,7 @@ from typing import Literal
 
 from .errors import ConfigError
 
-Level = Literal["prefecture", "county"]
+Level = Literal["prefecture", "county", "district"]
 _LEVELS = ("prefecture", "county")
 
 
@@ -74,7 +78,8 @@ _BLOCKERS = frozenset(
     )
 )
 # After a short form these mean it names something else (新乡村, 中山路, 西安区).
-_NOT_A_CITY_AFTER = re.compile(r"区(?!域)|县(?!域)|镇(?!街)|乡(?!镇)|村|路|街道|旗")
+_NOT_A_CITY_AFTER = re.compile(r"区(?!域)|县(?!域)|镇(?!街)|乡(?!镇)|村|路|街道|旗|号|桥|港|湾|岛|峰|寺|湖|山|河"
+                               r"|江(?!北|南)")
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,7 @@ class Place:
     short: str
     level: Level
     province: str
+    parent: str | None = None  # districts: the prefecture-level city they belong to
 
 
 def short_form(name: str) -> str:
@@ -130,7 +136,7 @@ class Gazetteer:
     and safe to call from several threads.
     """
 
-    def __init__(self, places: Iterable[Place]) -> None:
+    def __init__(self, places: Iterable[Place], extra_aliases: Iterable[tuple[str, Place, bool]] = ()) -> None:
         self._places: tuple[Place, ...] = tuple(places)
         if not self._places:
             raise ConfigError("the gazetteer has no places", "Check the gazetteer TSV file.")
@@ -138,15 +144,21 @@ class Gazetteer:
         aliases: dict[str, _Alias] = {w: _Alias(None, False, False) for w in province_words | _BLOCKERS}
         for p in self._places:
             aliases[p.name] = _Alias(p, True, False)  # a municipality's full name is also its province's
+        for word, p, full in extra_aliases:  # districts: 番禺区, 广州番禺
+            aliases.setdefault(word, _Alias(p, full, False))
         for p in self._places:
             s = p.short
-            if s == p.name or s in _COMMON_WORDS:
+            if s == p.name or s in _COMMON_WORDS or s in aliases:
                 continue
             if s in province_words and p.province not in (s, s + "市"):
                 continue
-            aliases[s] = _Alias(p, False, p.level == "county" and len(s) < 3)
+            aliases[s] = _Alias(p, False, p.level in ("county", "district") and len(s) < 3)
         self._aliases = aliases
         self._by_name = {p.name: p for p in self._places}
+        self._names_of: dict[Place, list[str]] = {}
+        for w, a in aliases.items():
+            if a.place is not None:
+                self._names_of.setdefault(a.place, []).append(w)
         # Every name has at least two characters: index the lengths by first two.
         starts: dict[str, set[int]] = {}
         for w in aliases:
@@ -156,8 +168,10 @@ class Gazetteer:
     # --- construction ---------------------------------------------------------------
 
     @classmethod
-    def from_rows(cls, rows: Iterable[tuple[str, str, str]]) -> Gazetteer:
-        """Build from ``(name, level, province)`` rows, deriving unambiguous short forms."""
+    def from_rows(cls, rows: Iterable[tuple[str, str, str]],
+                  districts: Iterable[tuple[str, str, str]] = ()) -> Gazetteer:
+        """Build from ``(name, level, province)`` rows and ``(district, parent, province)``
+        rows, deriving unambiguous short forms."""
         items = [(n.strip(), lv.strip(), pv.strip()) for n, lv, pv in rows]
         owners: dict[str, list[tuple[str, str]]] = {}
         for name, level, _ in items:
@@ -172,7 +186,28 @@ class Gazetteer:
             if len(s) < 2 or owner != name or (s in province_words and province not in (s, s + "市")):
                 s = name
             places.append(Place(name=name, short=s, level=level, province=province))  # type: ignore[arg-type]
-        return cls(places)
+        by_name = {p.name: p for p in places}
+        rows_d = [(d.strip(), pa.strip(), pv.strip()) for d, pa, pv in districts]
+        named = [d for d, _, _ in rows_d]
+        taken = set(owners) | set(by_name)
+        extra: list[tuple[str, Place, bool]] = []
+        for district, parent, province in rows_d:
+            city = by_name.get(parent)
+            if city is None or city.level != "prefecture":
+                raise ConfigError(f"districts: {district}: unknown parent {parent!r}",
+                                  "The parent must be a prefecture-level name in gazetteer.tsv.")
+            own = _district_short(district)
+            unique = named.count(district) == 1 and district not in by_name
+            short = own if unique and own != district and own not in taken and own not in _COMMON_WORDS \
+                and sum(_district_short(d) == own for d in named) == 1 else district if unique else parent + district
+            p = Place(name=parent + district, short=short, level="district", province=province, parent=parent)
+            places.append(p)
+            prefixes = {parent, city.short} if city.short != parent else {parent}
+            for pre in prefixes:
+                extra += [(pre + district, p, True)] + ([(pre + own, p, True)] if own != district else [])
+            if unique:
+                extra.append((district, p, True))
+        return cls(places, extra)
 
     @classmethod
     def from_tsv(cls, path: str | Path) -> Gazetteer:
@@ -187,8 +222,11 @@ class Gazetteer:
         if _default is None:
             with _default_lock:
                 if _default is None:
-                    text = resources.files("assistant").joinpath("data/gazetteer.tsv").read_text("utf-8")
-                    _default = cls.from_rows(_parse_tsv(text, "assistant/data/gazetteer.tsv"))
+                    data = resources.files("assistant").joinpath("data")
+                    rows = _parse_tsv(data.joinpath("gazetteer.tsv").read_text("utf-8"), "assistant/data/gazetteer.tsv")
+                    districts = _parse_tsv(data.joinpath("districts.tsv").read_text("utf-8"),
+                                           "assistant/data/districts.tsv", unique=False)
+                    _default = cls.from_rows(rows, districts)
         return _default
 
     # --- lookups --------------------------------------------------------------------
@@ -206,6 +244,19 @@ class Gazetteer:
             return self._by_name[name]
         alias = self._aliases.get(name)
         return alias.place if alias else None
+
+    def aliases_of(self, name: str) -> list[str]:
+        """Every name a place is found by (``广州市番禺区`` → 广州市番禺区, 广州番禺区, 广州番禺,
+        番禺区, 番禺), longest first; ``[name]`` for a name the gazetteer does not know."""
+        p = self.get(name)
+        if p is None:
+            return [name]
+        return sorted(set(self._names_of.get(p, [])) | {p.name}, key=len, reverse=True)
+
+    def is_short_alias(self, word: str) -> bool:
+        """A short form (``番禺``, ``东莞``), which counts as a place only as a word of its own."""
+        a = self._aliases.get(word)
+        return a is not None and not a.full
 
     def find(self, text: str, *, short_counties: bool = False) -> list[tuple[Place, int]]:
         """Places mentioned in ``text`` with their counts, most mentioned first.
@@ -253,8 +304,8 @@ class Gazetteer:
         if not score:
             return None
         candidates: Sequence[Place] = list(score)
-        title_counties = [p for p in seen_in["title"] if p.level == "county"]
-        issuer_counties = [p for p in seen_in["issuer"] if p.level == "county"]
+        title_counties = [p for p in seen_in["title"] if p.level in ("county", "district")]
+        issuer_counties = [p for p in seen_in["issuer"] if p.level in ("county", "district")]
         if title_counties:
             candidates = title_counties
         elif not seen_in["title"] and issuer_counties:
@@ -297,6 +348,14 @@ _default: Gazetteer | None = None
 _default_lock = threading.Lock()
 
 
+def _district_short(district: str) -> str:
+    """番禺区 → 番禺, 浦东新区 → 浦东; a one-character core (城区, 东区) keeps its 区."""
+    for suffix in ("新区", "区"):
+        if district.endswith(suffix) and len(district) - len(suffix) >= 2:
+            return district[: -len(suffix)]
+    return district
+
+
 def _owner(claims: list[tuple[str, str]]) -> str | None:
     """Who owns a short form several places share: the only prefecture, else the only
     county-level city, else nobody."""
@@ -312,7 +371,7 @@ def _owner(claims: list[tuple[str, str]]) -> str | None:
     return None
 
 
-def _parse_tsv(text: str, source: str) -> list[tuple[str, str, str]]:
+def _parse_tsv(text: str, source: str, *, unique: bool = True) -> list[tuple[str, str, str]]:
     rows = []
     seen: set[str] = set()
     for lineno, line in enumerate(text.splitlines(), 1):
@@ -320,9 +379,10 @@ def _parse_tsv(text: str, source: str) -> list[tuple[str, str, str]]:
             continue
         cols = line.split("\t")
         if len(cols) != 3 or not all(c.strip() for c in cols):
-            raise ConfigError(f"{source}:{lineno}: expected name<TAB>level<TAB>province", f"Got {line!r}.")
-        if cols[0] in seen:
+            raise ConfigError(f"{source}:{lineno}: expected three tab-separated columns", f"Got {line!r}.")
+        key = cols[0] if unique else "\t".join(cols[:2])
+        if key in seen:
             raise ConfigError(f"{source}:{lineno}: duplicate place {cols[0]}", "Remove the repeated line.")
-        seen.add(cols[0])
+        seen.add(key)
         rows.append((cols[0], cols[1], cols[2]))
     return rows

@@ -27,7 +27,7 @@ from .outline import parse_outline
 from .text import terms
 from .types import Chunk, Document, Section
 
-PARSER_VERSION = "3"  # bump when parsing/chunking changes so files are re-chunked
+PARSER_VERSION = "4"  # bump when parsing/chunking changes so files are re-chunked (4: districts, titles)
 
 Status = Literal["added", "updated", "unchanged", "failed", "duplicate", "removed"]
 

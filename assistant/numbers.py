@@ -108,8 +108,10 @@ _PERCENT_UNITS = frozenset({"%", "百分点"})
 _PER_RE = re.compile(r"/\s*(?P<den>10万|十万|100000|1万|万|10000|千|1000|百|100)(?P<who>人口|人|名)?")
 _PER_DENOMINATOR = {"十万": "10万", "100000": "10万", "1万": "万", "10000": "万", "1000": "千", "100": "百"}
 _RANGE_SEP_RE = re.compile(r"\s*(?:-|~|—{1,2}|–|至|到|、|和)\s*")
+# A date, not a quantity: 2023-08-02, 2023/8/2, 2023.08 — but 1986.4万人次 is a count.
 _ISO_DATE_RE = re.compile(
     r"(?<![0-9])(?:19|20)[0-9]{2}([-/.])(?:0?[1-9]|1[0-2])(?:\1(?:0?[1-9]|[12][0-9]|3[01]))?(?![0-9])"
+    r"(?!\s*(?:万|亿|千|百|%|‰|个|人|次|元|家|所|张|台|项|倍|分|公里|米))"
 )
 _MONTHS_EN = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?\s+$"
 _LINE_ORDINAL_PREFIX_RE = re.compile(r"[^\S\n]*(?:[-*+•·#]+[^\S\n]*)?")

@@ -29,6 +29,23 @@ _REVIEW_RE = re.compile(r"总结|回顾|完成了?|取得|实现了|做了|成�
 _PLAN_RE = re.compile(r"要点|计划|安排|目标|打算|将要|力争|拟|plan|target|goal", re.I)
 _COMPARE_RE = re.compile(
     r"比较|对比|相比|分别|各是|各自|差异|不同|和.{1,12}的|与.{1,12}的|compare|versus|vs\.?|both", re.I)
+# What the question word asks for, in order of precedence (see evidence.has_answer_type).
+_ANSWER_TYPES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("reason", re.compile(r"为什么|为何|什么原因|原因是|何故|why", re.I)),
+    ("time", re.compile(r"何时|什么时候|什么时间|哪一?年|哪个年份|几月|哪一?天|何年|哪个时期|什么时期|哪个朝代|"
+                        r"多少年(?!来)|when|what year", re.I)),
+    ("person", re.compile(r"谁|哪位|何人|什么人|哪个人|who", re.I)),
+    ("place", re.compile(r"哪里|哪儿|何处|什么地方|哪个(?:国家|城市|省|地区|地方|州|县)|位于|where", re.I)),
+    ("title", re.compile(r"哪[部本首篇]|什么(?:作品|著作|书|歌|电影|小说)|作品是|著作是")),
+    ("rate", re.compile(r"比例|比率|占比|百分之几|百分比|率(?:是|为|达到?|有)?多少|"
+                        r"率(?:的)?(?:目标值?|要求)?(?:是|为|达到?)?(?:多少)?\s*[？?]?\s*$"
+                        r"|what (?:percentage|share|rate)", re.I)),
+    ("count", re.compile(r"几[个项家所名人次岁张床位条批台辆支种类]|多少[个项家所名人次张床位条批台辆支种类]"
+                         r"|how many", re.I)),
+    ("number", re.compile(r"多少|多久|多长|多高|多大|多重|多远|几|how much|how long", re.I)),
+)
+_LIST_RE = re.compile(r"哪些|哪几[个项类种方面条]|有哪几|包括什么|包括哪|几个方面|都有什么|分别是什么|列举"
+                      r"|which (?:ones|measures)", re.I)
 _PART_RE = re.compile(
     r"第\s*([（(]?[一二三四五六七八九十]+[)）]?)\s*(?:大?部分|条|项)|([（(][一二三四五六七八九十]+[)）])")
 _FOLLOWUP_RE = re.compile(r"^(那么?|那|还有|另外|同样|以及|再看|and |what about|how about)", re.I)
@@ -49,9 +66,11 @@ class QueryInfo:
     wants_department: bool = False
     wants_heading: bool = False
     wants_rank: bool = False  # 排第几: answered by an ordinal (第5), not a count
+    wants_list: bool = False  # 哪些, 有哪几项: answered by every item of an enumeration
     wants_last: bool = False  # the last part of a report
     part_mark: str | None = None  # 第(八)部分 / (三) → "八" / "三": a heading asked for by its number
     foreign: bool = False  # mostly Latin letters: jieba terms will not meet the Chinese text
+    answer_type: str | None = None  # number, count, rate, time, person, place, reason, title (see _ANSWER_TYPES)
     filters: Filters = field(default_factory=Filters)
     groups: tuple[Filters, ...] = ()
 
@@ -64,19 +83,68 @@ class QueryInfo:
             reason, missing = "unknown_year", tuple(str(y) for y in self.unknown_years)
         else:
             missing = ()
+        # A place or year no report covers: the closest sections are necessarily of other reports.
         return Refusal(reason=reason, wants_figure=self.wants_figure, missing=missing, closest=tuple(closest[:3]),
-                       outside_filters=outside_filters)
+                       outside_filters=outside_filters or bool(missing))
 
 
-def _city_aliases(cities: Sequence[str]) -> dict[str, str]:
-    """alias → full corpus city name (东莞 → 东莞市)."""
+def _city_aliases(cities: Sequence[str], gazetteer: Gazetteer | None = None) -> dict[str, str]:
+    """alias → full corpus place name (东莞 → 东莞市; 番禺, 广州番禺 → 广州市番禺区); computed once
+    per corpus (the corpus's places change only with an ingest)."""
+    key = (tuple(cities), id(gazetteer))
+    cached = _ALIAS_CACHE.get(key)
+    if cached is not None:
+        return cached
     out: dict[str, str] = {}
     for c in cities:
-        out[c] = c
+        names = gazetteer.aliases_of(c) if gazetteer is not None else [c]
         short = re.sub(r"(市|县|区|自治州|地区|盟)$", "", c)
-        if len(short) >= 2:
-            out[short] = c
+        for a in [*names, short]:
+            if len(a) >= 2:
+                out.setdefault(a, c)
+    if len(_ALIAS_CACHE) > 8:  # a handful of corpora per process at most
+        _ALIAS_CACHE.clear()
+    _ALIAS_CACHE[key] = out
     return out
+
+
+_ALIAS_CACHE: dict[tuple[tuple[str, ...], int], dict[str, str]] = {}
+
+
+# After a place's short form these make it part of another name (永安号, 黄山路, 中山大学).
+_NOT_PLACE_AFTER = re.compile(r"号|路|街|桥|港|湾|岛|峰|寺|湖|山|河|江(?!北|南)|大学|医院|公司|集团|牌|型|式")
+# A two-character short form (新建, 城区 are districts too) names a place in a question only
+# where a place name stands: before a year, a suffix, a conjunction or the end.
+_PLACE_HEAD_AFTER = re.compile(r"\s*(?:\d|[〇一二两三四五六七八九十]{2,4}年|年|市|区|县|的|和|与|及|、|，|,|呢|吗|在"
+                               r"|今年|去年|明年|全|卫|健|[?？。]|$)")
+
+
+def _find_places(q: str, aliases: dict[str, str], gazetteer: Gazetteer) -> list[tuple[str, int]]:
+    """(corpus place, position) for each place named in ``q``, longest alias first, spans
+    consumed (广州番禺 is 番禺区, not also 广州市). A short form counts only as a word of its
+    own: not before 号, 路, 大学… and not inside a longer jieba word."""
+    taken = [False] * len(q)
+    found: list[tuple[str, int]] = []
+    words = None
+    for alias in sorted(aliases, key=len, reverse=True):
+        start = q.find(alias)
+        while start >= 0:
+            end = start + len(alias)
+            ok = not any(taken[start:end])
+            if ok and (gazetteer.is_short_alias(alias) or alias == re.sub(r"(市|县|区)$", "", aliases[alias])):
+                if _NOT_PLACE_AFTER.match(q, end) or (len(alias) == 2 and not _PLACE_HEAD_AFTER.match(q, end)):
+                    ok = False
+                else:
+                    if words is None:
+                        from .text import word_spans
+
+                        words = word_spans(q)
+                    ok = not any(a < start < b or a < end < b for a, b in words)
+            if ok:
+                taken[start:end] = [True] * (end - start)
+                found.append((aliases[alias], start))
+            start = q.find(alias, end)
+    return sorted(found, key=lambda x: x[1])
 
 
 def analyze(question: str, *, corpus_cities: Sequence[str], corpus_years: Sequence[int],
@@ -84,37 +152,39 @@ def analyze(question: str, *, corpus_cities: Sequence[str], corpus_years: Sequen
     """Infer filters from ``question``; explicit filters always win over inferred ones."""
     explicit = explicit or Filters()
     q = question
-    aliases = _city_aliases(corpus_cities)
-    found: list[str] = []
-    for alias in sorted(aliases, key=len, reverse=True):
-        if alias in q and aliases[alias] not in found:
-            found.append(aliases[alias])
+    aliases = _city_aliases(corpus_cities, gazetteer)
+    mentions = _find_places(q, aliases, gazetteer)
+    found = list(dict.fromkeys(c for c, _pos in mentions))
     unknown: list[str] = []
     for place, _n in gazetteer.find(q):
         if place.name not in corpus_cities and place.name not in found and not any(
-                place.short in c or c.startswith(place.short) for c in found):
+                place.short in c or c.startswith(place.short) or c.startswith(place.name) for c in found):
             unknown.append(place.name)
     years = [int(y) for y in _YEAR_RE.findall(q)]
     years = list(dict.fromkeys(years))
     known_years = [y for y in years if y in corpus_years]
     unknown_years = [y for y in years if y not in corpus_years]
-    found.sort(key=lambda c: min(q.find(a) for a, full in aliases.items() if full == c and a in q))
     role: YearRole | None = None
     if _PLAN_RE.search(q) and not _REVIEW_RE.search(q):
         role = "plan"
     elif _REVIEW_RE.search(q) and not _PLAN_RE.search(q):
         role = "review"
-    comparison = len(found) > 1 or len(years) > 1 or (bool(_COMPARE_RE.search(q)) and len(found) + len(years) > 2)
+    places = found + unknown
+    comparison = len(places) > 1 or len(years) > 1 or (bool(_COMPARE_RE.search(q)) and len(places) + len(years) > 2)
 
     if explicit.cities or explicit.years or explicit.doc_ids or not infer:
         filters = replace(explicit, inferred=False)
     else:
-        # A year outside the corpus still filters (to nothing): the honest answer is a refusal.
-        filters = Filters(cities=tuple(found) + tuple(unknown), years=tuple(years), role=role,
-                          inferred=bool(found or years or unknown))
+        # Only places and years the corpus has reports for filter; one it lacks is checked
+        # against the evidence instead (the answer must speak of it, or it is a refusal).
+        filters = Filters(cities=tuple(found), years=tuple(known_years), role=role,
+                          inferred=bool(found or known_years))
     groups: tuple[Filters, ...] = ()
     if comparison and not filters.doc_ids:
-        pairs = _pair_cities_years(q, list(filters.cities), list(filters.years), aliases)
+        # Every side asked about gets a group, those the reports lack too (they answer "not found").
+        sides = (list(filters.cities), list(filters.years)) if not filters.inferred and not filters.empty \
+            else (places, years)
+        pairs = _pair_cities_years(q, *sides, aliases | {u: u for u in unknown})
         groups = tuple(
             Filters(cities=(c,) if c else (), years=(y,) if y else (), inferred=filters.inferred)
             for c, y in pairs
@@ -125,7 +195,9 @@ def analyze(question: str, *, corpus_cities: Sequence[str], corpus_years: Sequen
         unknown_years=tuple(unknown_years), role=role, comparison=comparison and len(groups) > 1,
         wants_figure=bool(_FIGURE_RE.search(q)), wants_department=bool(_DEPT_RE.search(q)),
         wants_heading=bool(_HEADING_RE.search(q)), wants_rank="第几" in q, wants_last="最后" in q,
+        wants_list=bool(_LIST_RE.search(q)),
         part_mark=(part.group(1) or part.group(2)).strip("（()）") if part else None, foreign=is_foreign(q),
+        answer_type=next((kind for kind, rx in _ANSWER_TYPES if rx.search(q)), None),
         filters=filters, groups=groups,
     )
 
@@ -188,7 +260,7 @@ def carry_over(question: str, history: Sequence[tuple[str, str]], *, corpus_citi
         return question
     q = question.strip()
     content = re.sub(r"[呢吗吧啊？?！!。.，,\s]|^(那么?|还有|另外|以及|and|what about|how about)", "", q, flags=re.I)
-    aliases = _city_aliases(corpus_cities)
+    aliases = _city_aliases(corpus_cities, gazetteer)
     new_cities = [a for a in sorted(aliases, key=len, reverse=True) if a in q]
     new_years = _YEAR_RE.findall(q)
     for a in new_cities + new_years:

@@ -43,7 +43,13 @@ def test_tsv_is_complete_and_consistent(g: Gazetteer) -> None:
     assert levels["prefecture"] == 337  # 333 prefecture-level divisions + 4 municipalities
     county_cities = [r[0] for r in rows if r[1] == "county" and r[0].endswith("市")]
     assert len(county_cities) >= 394
-    assert len(g) == len(rows)
+    districts = [line.split("\t") for line in resources.files("assistant").joinpath("data/districts.tsv")
+                 .read_text("utf-8").splitlines() if line and not line.startswith("#")][1:]
+    assert len(districts) == 977  # 市辖区, 2023
+    prefectures = {r[0]: r[2] for r in rows if r[1] == "prefecture"}
+    assert all(prefectures.get(parent) == province for _d, parent, province in districts), "parent or province"
+    assert len(g) == len(rows) + len(districts)
+    assert sum(p.level == "district" for p in g.places) == 977
 
 
 @pytest.mark.parametrize(

@@ -50,7 +50,15 @@ def test_comparison_pairs_each_city_with_its_own_year() -> None:
 def test_unknown_city_is_named_not_ignored() -> None:
     info = _info("杭州市2019年家庭医生签约率是多少?")
     assert info.unknown_places == ("杭州市",)
-    assert info.filters.cities == ("杭州市",)  # filters to nothing: the honest answer is a refusal
+    # It does not filter (only places the corpus covers can); the answer must speak of it instead.
+    assert not info.filters.cities and info.refusal("no_evidence").missing == ("杭州市",)
+
+
+@pytest.mark.slow
+def test_a_city_the_reports_lack_is_refused_not_answered_from_another(seeded) -> None:
+    ans = seeded.ask("杭州市2019年家庭医生签约率是多少?")
+    assert ans.refused and ans.refusal is not None and ans.refusal.reason == "unknown_place"
+    assert "报告库中没有杭州市的报告" in ans.text
 
 
 def test_explicit_filters_win_over_inferred() -> None:

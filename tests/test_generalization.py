@@ -1,0 +1,173 @@
+"""Reports and questions the seeds never showed: districts and counties, years from date
+lines and half-year summaries, place names inside other names, filters that never hide
+the answer. Small invented reports (our own wording and figures) written per test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import make_settings
+
+from assistant.cleaning import build_document, detect_years
+from assistant.facade import Assistant
+from assistant.gazetteer import Gazetteer
+from assistant.loading import load_file
+from assistant.query import analyze
+from assistant.testing import HashEmbedder
+from assistant.types import WarningKind, YearInfo
+
+GAZ = Gazetteer.default()
+
+PANYU = """番禺区卫生健康局2023年工作总结
+一、2023年主要工作成效
+（一）基层医疗服务能力持续提升。全区新建社区卫生服务站6个，家庭医生签约率达到41.5%。
+（二）公共卫生体系不断完善。番禺区疾控中心实验室完成改造，全年开展流行病学调查1200余次。
+"""
+GUANGZHOU = """广州市卫生健康委员会2023年工作总结
+一、2023年主要工作
+（一）医疗资源扩容。全市新增三甲医院2家，全市家庭医生签约率达到38.2%。
+"""
+UNTITLED_COUNTY = """县卫生健康局2022年工作总结
+一、基本情况
+2022年，在县委县政府的领导下，桐庐县卫生健康系统围绕健康桐庐建设，扎实推进各项工作。
+二、主要成效
+全县建成医共体分院12家，桐庐县第一人民医院新建发热门诊一处。
+"""
+HALF_YEAR = """某市卫生健康局2023年上半年工作总结及下半年工作打算
+一、上半年工作进展
+全市完成老年人健康体检5.6万人次。
+二、下半年工作打算
+继续推进家庭医生签约服务。
+"""
+DATE_LINE = """健康小屋进社区
+发布时间：2023-08-02 14:35　来源：区融媒体中心
+本月，街道新建健康小屋4个，为居民提供血压、血糖自测服务。
+"""
+
+
+def _write(tmp: Path, name: str, text: str) -> Path:
+    p = tmp / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+# --- places ------------------------------------------------------------------------------------
+
+
+def test_a_district_report_is_placed_under_its_parent_city(tmp_path: Path) -> None:
+    doc = build_document(load_file(_write(tmp_path, "panyu.txt", PANYU)), GAZ)
+    assert doc.meta.city == "广州市番禺区" and doc.meta.province == "广东省"
+    assert doc.meta.years == (YearInfo(2023, "review"),)
+    place = GAZ.get("番禺区")
+    assert place is not None and place.parent == "广州市" and place.level == "district"
+
+
+@pytest.mark.parametrize("question", ["番禺2023年家庭医生签约率是多少?", "番禺区2023年家庭医生签约率是多少?",
+                                      "广州番禺2023年家庭医生签约率是多少?", "广州市番禺区2023年签约率?"])
+def test_a_district_is_found_by_every_name_it_goes_by(question: str) -> None:
+    info = analyze(question, corpus_cities=["广州市番禺区", "广州市"], corpus_years=[2023], gazetteer=GAZ)
+    assert info.cities == ("广州市番禺区",) and info.filters.cities == ("广州市番禺区",)
+
+
+def test_a_city_question_is_not_filled_with_its_districts() -> None:
+    info = analyze("广州市2023年家庭医生签约率是多少?", corpus_cities=["广州市番禺区", "广州市"], corpus_years=[2023],
+                   gazetteer=GAZ)
+    assert info.filters.cities == ("广州市",)
+
+
+def test_a_county_named_only_in_the_body_is_found(tmp_path: Path) -> None:
+    doc = build_document(load_file(_write(tmp_path, "county.txt", UNTITLED_COUNTY)), GAZ)
+    assert doc.meta.title == "县卫生健康局2022年工作总结"
+    assert doc.meta.city == "桐庐县"
+
+
+@pytest.mark.parametrize(("question", "expected"), [
+    ("永安号货轮2023年运了多少吨货物?", ()),  # a ship, not 永安市
+    ("中山大学附属医院2023年门诊量多少?", ()),  # a university, not 中山市
+    ("黄山路社区卫生服务站有几名医生?", ()),  # a street
+    ("永安2023年家庭医生签约率?", ("永安市",)),
+])
+def test_a_place_name_inside_another_name_is_not_a_place(question: str, expected: tuple[str, ...]) -> None:
+    info = analyze(question, corpus_cities=["永安市", "中山市", "黄山市"], corpus_years=[2023], gazetteer=GAZ)
+    assert info.cities == expected and info.filters.cities == expected
+
+
+def test_only_places_the_corpus_covers_filter() -> None:
+    info = analyze("武汉市2023年家庭医生签约率目标是多少?", corpus_cities=["十堰市"], corpus_years=[2023],
+                   gazetteer=GAZ)
+    assert info.unknown_places == ("武汉市",) and not info.filters.cities  # checked against evidence instead
+    assert info.refusal("no_evidence").render().startswith("所提供的报告中没有找到")
+    assert "报告库中没有武汉市的报告" in info.refusal("no_evidence").render()
+
+
+# --- years -------------------------------------------------------------------------------------
+
+
+def test_a_half_year_summary_gets_its_year_as_a_review(tmp_path: Path) -> None:
+    doc = build_document(load_file(_write(tmp_path, "half.txt", HALF_YEAR)), GAZ)
+    assert doc.meta.years == (YearInfo(2023, "review"),)
+
+
+@pytest.mark.parametrize("line", ["发布时间：2023-08-02 14:35", "发布时间：2023/8/2", "数据截至2023.08"])
+def test_a_year_from_a_date_line(line: str) -> None:
+    assert detect_years("", f"标题\n{line}\n正文没有年份。") == (YearInfo(2023, "unknown"),)
+
+
+def test_a_report_never_gets_a_year_it_does_not_mention() -> None:
+    assert detect_years("", "全市总诊疗量1986.4万人次，财政投入2010.5万元。") == ()
+
+
+# --- filters that never hide the answer --------------------------------------------------------
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    d = tmp_path / "reports"
+    d.mkdir()
+    _write(d, "date_line.txt", DATE_LINE)
+    _write(d, "guangzhou.txt", GUANGZHOU)
+    _write(d, "panyu.txt", PANYU)
+    _write(d, "other_2024.txt", "某市卫生健康局2024年工作要点\n一、总体要求\n全面提升医疗服务质量，推进分级诊疗。\n")
+    _write(d, "pharmacy_2023.txt", "某市卫生健康局2023年工作总结\n一、药事服务\n"
+           "全年完成处方点评3.2万张。智慧药房建设加快，到2024年底全市将建成智慧药房12家。\n")
+    return d
+
+
+@pytest.fixture
+def assistant(tmp_path: Path, corpus: Path) -> Assistant:
+    a = Assistant(make_settings(tmp_path / "data"), embedder=HashEmbedder())
+    assert a.ingest([corpus]).ok
+    return a
+
+
+def test_an_iso_date_line_report_is_answered_for_its_year(assistant: Assistant) -> None:
+    ans = assistant.ask("2023年街道新建了几个健康小屋?")
+    assert not ans.refused and "4个" in ans.text
+    assert ans.citations[0].source_path.endswith("date_line.txt")
+
+
+def test_a_district_question_gets_the_district_not_the_city(assistant: Assistant) -> None:
+    ans = assistant.ask("番禺2023年家庭医生签约率是多少?")
+    assert not ans.refused and "41.5%" in ans.text and "38.2%" not in ans.text
+    city = assistant.ask("广州市2023年家庭医生签约率是多少?")
+    assert "38.2%" in city.text and "41.5%" not in city.text
+
+
+def test_a_filtered_search_with_no_evidence_falls_back_and_says_so(assistant: Assistant) -> None:
+    # 2024 filters to the 2024 plan, which says nothing about 健康小屋; the date-line
+    # report (2023) mentions no 2024 either, so nothing may be taken from it ...
+    refused = assistant.ask("2024年街道新建了几个健康小屋?")
+    assert refused.refused
+    # ... but a 2023 report whose sentence itself names 2024 answers a 2024 question, and
+    # the answer says which inferred filter it relaxed.
+    ans = assistant.ask("2024年全市将建成多少家智慧药房?")
+    assert not ans.refused and "12家" in ans.text
+    assert ans.citations[0].source_path.endswith("pharmacy_2023.txt")
+    (note,) = ans.warnings_of(WarningKind.FILTER_RELAXED)
+    assert "年份=2024" in note.text
+
+
+def test_explicit_filters_stay_hard(assistant: Assistant) -> None:
+    ans = assistant.ask("新建了几个健康小屋?", year=2024)
+    assert ans.refused and not ans.warnings_of(WarningKind.FILTER_RELAXED)
