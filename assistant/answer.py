@@ -21,14 +21,26 @@ Two steps, whatever the mode:
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from .config import AnswerSettings
 from .context import Source, assemble, budget, cite, prompt_tokens, render_sources
+from .embedding import Embedder
 from .errors import LLMAuthError, LLMError, LLMModelNotFoundError
-from .extractive import SentenceScorer
+from .evidence import (
+    Candidate,
+    SentenceModel,
+    candidates,
+    default_model,
+    load_model,
+    question_terms,
+    score,
+    term_weights,
+)
 from .extractive import answer as extractive_answer
 from .llm import LLM, Completion, Message
 from .prompts import PromptLibrary
@@ -43,12 +55,35 @@ _PROMPT_SLACK = 200  # tokens for the chat format and the filter line
 @dataclass(frozen=True)
 class Request:
     """What the answer stage is asked: the question as typed, as understood (after a
-    follow-up is rewritten), its analysis and the retrieved chunks, best first."""
+    follow-up is rewritten), its analysis and the retrieved chunks, best first; the stages
+    before it add their timings and notices."""
 
     question: str
     standalone: str
     info: QueryInfo
     contexts: tuple[ScoredChunk, ...]
+    query_vector: Any = None  # np.ndarray of the standalone question, embedded once
+    timings: tuple[tuple[str, float], ...] = ()
+    notes: tuple[Warning, ...] = ()
+    evidence: tuple[Candidate, ...] | None = None  # scored sentences of ``contexts`` (assess)
+
+
+def consistent(c: Candidate, info: QueryInfo) -> bool:
+    """Evidence found outside the inferred filters may stand only if it does not contradict
+    them: its chunk has no city/year of its own for the relaxed filter, or the sentence
+    itself names the asked place or year (a date-line news item, a district report filed
+    under its parent city). 丽水2021年 is never answered from 丽水2020年."""
+    ch, f = c.sc.chunk, info.filters
+    text = c.text
+    if f.cities and ch.city not in f.cities and ch.city is not None:
+        names = {n for city in f.cities for n in (city, re.sub(r"(市|县|区)$", "", city))}
+        if not any(n in text for n in names):
+            return False
+    if f.years:
+        years = (ch.year,) if ch.year is not None else ch.doc_years
+        if years and not set(years) & set(f.years) and not any(str(y) in text for y in f.years):
+            return False
+    return True
 
 
 def unsupported_warning(text: str, reason: str) -> Warning:
@@ -59,12 +94,15 @@ class AnswerStage:
     """Generates and finishes answers. Thread-safe: it holds only read-only state."""
 
     def __init__(self, settings: AnswerSettings, prompts: PromptLibrary, llm: LLM | None,
-                 tokenize: Callable[[str], list[str]], *, max_answer_tokens: int = 800) -> None:
+                 tokenize: Callable[[str], list[str]], *, max_answer_tokens: int = 800,
+                 model: SentenceModel | None = None, embedder: Embedder | None = None) -> None:
         self.settings = settings
+        self.model = model or (load_model(settings.model_path) if settings.model_path else default_model())
         self.prompts = prompts
         self.llm = llm
         self.tokenize = tokenize
         self.max_answer_tokens = max_answer_tokens
+        self.embedder = embedder
 
     @property
     def mode(self) -> str:
@@ -79,7 +117,7 @@ class AnswerStage:
                                               outside_filters=outside_filters),
                      model=self.llm.model if self.llm else None)
 
-    def generate(self, req: Request, corpus: Corpus, scorer: SentenceScorer | None = None) -> Iterator[str | Draft]:
+    def generate(self, req: Request, corpus: Corpus) -> Iterator[str | Draft]:
         """Yield text deltas (LLM mode), then one :class:`Draft`.
 
         An LLM failure that a retry could not fix falls back to the extractive answerer
@@ -96,11 +134,44 @@ class AnswerStage:
             except LLMError as exc:
                 fallback = (Warning(WarningKind.FALLBACK, f"LLM 调用失败，已改用离线抽取模式回答（{exc.message}）。"),)
         t = time.perf_counter()
-        draft = extractive_answer(req.info, req.contexts, corpus.keyword, self.tokenize, self.settings,
-                                  sentence_scorer=scorer, corpus=corpus.chunks)
+        weights = term_weights(question_terms(req.info, self.tokenize), corpus.keyword)
+        draft = extractive_answer(req.info, req.contexts, self.evidence(req, corpus), weights, self.tokenize,
+                                  self.settings, self.model, corpus=corpus.chunks)
         draft = replace(draft, warnings=fallback + draft.warnings,
                         timings=(("generate", time.perf_counter() - t),))
         yield draft
+
+    def evidence(self, req: Request, corpus: Corpus) -> tuple[Candidate, ...]:
+        """The scored sentences of ``req.contexts`` (computed once per request)."""
+        if req.evidence is not None:
+            return req.evidence
+        similarity = None
+        if self.embedder is not None and req.query_vector is not None:
+            emb, qv = self.embedder, req.query_vector
+
+            def similarity(texts: list[str]) -> list[float]:
+                return [float(x) for x in emb.embed_passages(texts) @ qv]
+
+        cands = candidates(req.info, req.contexts, corpus.keyword, self.tokenize, similarity=similarity)
+        return tuple(score(cands, self.model))
+
+    def assess(self, req: Request, corpus: Corpus, widen: Callable[[], Sequence[ScoredChunk]] | None = None) -> Request:
+        """Score the evidence; when inferred filters left none good enough, look in the
+        whole corpus (``widen``) and keep what does not contradict them (see :func:`relax`)."""
+        ev = self.evidence(req, corpus)
+        req = replace(req, evidence=ev)
+        if widen is None or not req.info.filters.inferred or req.info.filters.empty:
+            return req
+        if max((c.score for c in ev), default=0.0) >= self.model.threshold:
+            return req
+        wide = tuple(widen())
+        wide_req = replace(req, contexts=wide, evidence=None)
+        wide_ev = tuple(c for c in self.evidence(wide_req, corpus) if consistent(c, req.info))
+        if max((c.score for c in wide_ev), default=0.0) < self.model.threshold:
+            return req
+        note = Warning(WarningKind.FILTER_RELAXED,
+                       f"在推断的筛选条件（{req.info.filters.describe()}）下没有找到答案，已在全部报告中检索。")
+        return replace(wide_req, evidence=wide_ev, notes=(*req.notes, note))
 
     def prompt(self, req: Request, context_window: int) -> tuple[list[Message], list[Source]]:
         """The chat messages for ``req`` and the numbered sources they hold (none: refuse)."""
@@ -138,8 +209,7 @@ class AnswerStage:
 
     # --- finishing --------------------------------------------------------------------
 
-    def finish(self, draft: Draft, req: Request, *, timings: Sequence[tuple[str, float]] = (),
-               warnings: Sequence[Warning] = ()) -> Answer:
+    def finish(self, draft: Draft, req: Request) -> Answer:
         """Verify ``draft`` and build the :class:`Answer` (the only place one is built)."""
         t = time.perf_counter()
         verified = verify_answer(draft.text, dict(draft.evidence))
@@ -148,7 +218,7 @@ class AnswerStage:
             # The model said the sources do not answer: keep its words, point to the nearest sections.
             refusal = req.info.refusal("model", draft.sources or req.contexts)
             refusal = replace(refusal, model_text=verified.text)
-        notes = list(warnings) + list(draft.warnings)
+        notes = list(req.notes) + list(draft.warnings)
         citations: tuple[Citation, ...] = ()
         sentences: tuple[SentenceCheck, ...] = ()
         if refusal is not None:
@@ -166,7 +236,7 @@ class AnswerStage:
             question=req.question, text=text, citations=citations, mode=draft.mode, refusal=refusal,
             warnings=tuple(notes), sentences=sentences, contexts=tuple(contexts), filters=req.info.filters,
             standalone_question=req.standalone if req.standalone != req.question else None, usage=draft.usage,
-            timings=(*timings, *draft.timings, ("verify", time.perf_counter() - t)), model=draft.model,
+            timings=(*req.timings, *draft.timings, ("verify", time.perf_counter() - t)), model=draft.model,
         )
 
     def _cite(self, text: str, sentences: Sequence[SentenceCheck],

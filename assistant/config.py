@@ -152,10 +152,11 @@ class AnswerSettings(_Frozen):
 
     # Sources per LLM prompt, in tokens, whatever the window: cost and focus. None: the window decides.
     source_tokens: int | None = Field(default=6000, ge=256)
-    # Extractive mode: share of the question's idf mass a quoted sentence must contain.
-    min_cover: float = Field(default=0.34, ge=0.0, le=1.0)
     max_sentences: int = Field(default=2, ge=1, le=10)
     max_chars: int = Field(default=80, ge=20)  # per quoted sentence, before clause trimming
+    # The sentence model (weights and refusal threshold) the extractive answerer scores with;
+    # None: the packaged one, fitted by `python -m assistant.evals.calibrate`.
+    model_path: Path | None = None
 
 
 class EvalSettings(_Frozen):

@@ -1,80 +1,34 @@
 """The offline answerer: quote and cite the sentences that best answer the question.
 
-No LLM, no key.  Sentences of the retrieved chunks are scored by the
-idf-weighted share of the question's terms they contain (jieba), the rank of their
-chunk (dense + BM25 fusion) and, for questions asking for a figure, whether they
-state a number next to the asked-for metric.  Long sentences are trimmed to the
-clauses that carry the answer.  Every piece of the answer is an exact source span
-with its offsets, so it verifies by construction.  When nothing clears the
-threshold, or a figure is asked and none is stated for that metric, it refuses.
+No LLM, no key.  The sentences of the retrieved chunks arrive scored by
+:mod:`assistant.evidence` (term and character cover, answer type, novelty, rank, …,
+combined by a model fitted on data); the best one is quoted, a second when it scores
+nearly as well, one per side for a comparison.  Long sentences are trimmed to the
+clauses that carry the answer.  Every piece of the answer is an exact source span with
+its offsets, so it verifies by construction.  When no sentence reaches the model's
+threshold, or the question names a place or year no evidence speaks of, it refuses.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from .config import AnswerSettings
-from .numbers import numbers_to_check
+from .evidence import Candidate, SentenceModel, cover, has_answer_type
 from .query import QueryInfo
-from .retrieval import KeywordIndex, matches
-from .text import sentence_spans
+from .retrieval import matches
 from .types import REFUSAL_PHRASE, Chunk, Citation, Draft, Filters, ScoredChunk
 
 _CLAUSE_RE = re.compile(r"[,，;；:：]")
-_GENERIC = frozenset([
-    "工作", "情况", "相关", "内容", "报告", "哪些", "哪个", "什么", "多少", "怎样", "如何",
-    "是否", "主要", "提到", "提出", "具体", "实际", "各自", "方面", "措施", "做法", "举措",
-    "开展", "推进", "加强", "全市", "全面", "卫生", "健康", "卫生健康", "which", "what",
-    "how", "many", "much", "does", "did", "the", "in", "of", "for",
-])
-
-
-@dataclass(frozen=True)
-class _Cand:
-    ctx_rank: int
-    sc: ScoredChunk
-    start: int  # absolute offsets in the document text
-    end: int
-    text: str
-    score: float
-    cover: float
-    has_number: bool
-    key_hit: bool
-
-
-def _question_terms(info: QueryInfo, tokenize: Callable[[str], list[str]]) -> list[str]:
-    drop = {str(y) for y in (*info.years, *info.unknown_years)}
-    for c in (*info.cities, *info.unknown_places):
-        drop |= {c, re.sub(r"(市|县|区)$", "", c)}
-    # Single characters (又, 还, 也, 率) carry no topic but can be rare, which would make
-    # them the "key" term; they still count through the words that contain them.
-    return [t for t in dict.fromkeys(tokenize(info.question))
-            if t not in drop and t not in _GENERIC and not (len(t) == 1 and not t.isascii())]
-
-
-def _weights(qterms: Sequence[str], kw: KeywordIndex) -> dict[str, float]:
-    return {t: kw.idf.get(t, kw.default_idf * 0.5) for t in qterms}
-
-
-def _cover(text_terms: set[str], weights: dict[str, float]) -> float:
-    total = sum(weights.values()) or 1.0
-    return sum(w for t, w in weights.items() if t in text_terms) / total
-
-
-def _key_terms(weights: dict[str, float]) -> set[str]:
-    """The rarest question terms the corpus knows: the metric asked about (签约率, 托位)."""
-    if not weights:
-        return set()
-    ranked = sorted(weights.items(), key=lambda kv: -kv[1])
-    top = ranked[0][1]
-    return {t for t, w in ranked[:3] if w >= 0.75 * top}
 
 
 def _trim(text: str, start: int, end: int, weights: dict[str, float], tokenize: Callable[[str], list[str]],
-          want_number: bool, max_chars: int) -> tuple[int, int]:
-    """Shrink a long sentence to the window of clauses that carries the answer."""
+          answer_type: str | None, max_chars: int) -> tuple[int, int]:
+    """Shrink a long sentence to the window of clauses that carries the answer: the clauses
+    covering the question's terms, and always one holding what the question word asks for
+    (the number of 多少, the person of 谁, the year of 哪一年), so trimming never drops it."""
     if end - start <= max_chars:
         return start, end
     bounds, pos = [], start
@@ -87,8 +41,9 @@ def _trim(text: str, start: int, end: int, weights: dict[str, float], tokenize: 
         return start, end
 
     def score(a: int, b: int) -> float:
-        s = _cover(set(tokenize(text[a:b])), weights)
-        if want_number and numbers_to_check(text[a:b]):
+        clause = text[a:b]
+        s = cover(set(tokenize(clause)), weights)
+        if answer_type is not None and has_answer_type(answer_type, clause, tokenize(clause)):
             s += 0.5
         return s
 
@@ -109,59 +64,6 @@ def _trim(text: str, start: int, end: int, weights: dict[str, float], tokenize: 
     while b > a and text[b - 1] in ",，;；:：":
         b -= 1
     return a, b
-
-
-_RANK_RE = re.compile(r"第\s*[\d一二三四五六七八九十]+")
-
-
-def _states_figure(s_text: str, weights: dict[str, float], keys: set[str],
-                   tokenize: Callable[[str], list[str]], ordinal: bool = False) -> bool:
-    """Does a clause (with the one before it, which often holds the subject) state a
-    number next to the asked-for metric? "323攻坚行动" does not answer 健康素养水平."""
-    wants_rate = any(t.endswith("率") or t in ("比例", "占比", "百分比") for t in weights)
-    clauses = [c for c in _CLAUSE_RE.split(s_text) if c]
-    for i, cl in enumerate(clauses):
-        nums = numbers_to_check(cl)
-        if not nums and not (ordinal and _RANK_RE.search(cl)):
-            continue
-        if wants_rate and not any(n.unit in ("%", "‰") or "成" in n.raw for n in nums):
-            continue  # a rate is stated as a percentage, not as "三个全覆盖"
-        window = set(tokenize((clauses[i - 1] if i else "") + cl))
-        cover = _cover(window, weights)
-        if (keys & window and cover >= 0.25) or cover >= 0.45:
-            return True
-    return False
-
-
-def _candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], weights: dict[str, float],
-                tokenize: Callable[[str], list[str]], sims: dict[tuple[str, int], float] | None = None) -> list[_Cand]:
-    keys = _key_terms(weights)
-    out: list[_Cand] = []
-    for rank, sc in enumerate(contexts):
-        ch = sc.chunk
-        prev_terms: set[str] = set()
-        for a, b in sentence_spans(ch.text):
-            s_text = ch.text[a:b]
-            s_terms = set(tokenize(s_text))
-            # A figure sentence often leaves its subject to the sentence before it
-            # (流动医院…巡回诊疗车…。全市累计巡诊2708次…): that context counts, discounted.
-            cover = max(_cover(s_terms, weights), 0.85 * _cover(s_terms | prev_terms, weights))
-            prev_terms = s_terms
-            if sims is not None:  # no shared terms (an English question): use the embedding
-                cover = max(cover, sims.get((ch.chunk_id, a), 0.0))
-            ordinal = info.wants_rank  # "排第几?" is answered by 第5, an ordinal
-            has_num = bool(numbers_to_check(s_text)) or (ordinal and bool(_RANK_RE.search(s_text)))
-            key_hit = _states_figure(s_text, weights, keys, tokenize, ordinal) if info.wants_figure and has_num \
-                else bool(keys & s_terms)
-            if sims is not None:
-                key_hit = key_hit or has_num
-            score = cover + 0.12 / (1 + rank)
-            if info.wants_figure and has_num:
-                score += 0.10 + (0.10 if key_hit else 0.0)
-            if info.wants_department and "责任" in s_text and rank <= 1:
-                score += 0.6
-            out.append(_Cand(rank, sc, ch.start + a, ch.start + b, s_text, score, cover, has_num, key_hit))
-    return out
 
 
 def _heading_span(heading: str, doc_id: str, corpus: Sequence[Chunk]) -> tuple[Chunk, int, int] | None:
@@ -215,7 +117,7 @@ def _heading_answer(info: QueryInfo, contexts: Sequence[ScoredChunk], weights: d
                 if c.section_path[: len(path)] == path:
                     union |= ts
                     under += 1
-            score = _cover(union, weights) + 0.03 * len(path) - 0.04 * (under - 1)
+            score = cover(union, weights) + 0.03 * len(path) - 0.04 * (under - 1)
             if best is None or score > best[0]:
                 best = (score, path)
         if best is None or best[0] < 0.3:
@@ -243,9 +145,6 @@ def _label(f: Filters) -> str:
     return "".join(f.cities) + "".join(f"{y}年" for y in f.years)
 
 
-SentenceScorer = Callable[[str, list[str]], list[float]]  # (question, sentences) → similarities
-
-
 def _draft(text: str, citations: Sequence[Citation]) -> Draft:
     """An extractive draft: each marker vouches for exactly the spans it quotes."""
     evidence: dict[int, str] = {}
@@ -254,60 +153,75 @@ def _draft(text: str, citations: Sequence[Citation]) -> Draft:
     return Draft(text=text, mode="extractive", evidence=tuple(evidence.items()), citations=tuple(citations))
 
 
-def _embedding_sims(info: QueryInfo, contexts: Sequence[ScoredChunk], scorer: SentenceScorer,
-                    n_chunks: int = 3) -> dict[tuple[str, int], float]:
-    keys, texts = [], []
-    for sc in contexts[:n_chunks]:
-        for a, b in sentence_spans(sc.chunk.text):
-            keys.append((sc.chunk.chunk_id, a))
-            texts.append(sc.chunk.text[a:b])
-    sims = scorer(info.question, texts) if texts else []
-    # e5 cosines sit in a narrow band; rescale so the best sentence scores like a full term match.
-    hi = max(sims, default=0.0)
-    return {k: max(0.0, 1.0 - (hi - v) * 10) for k, v in zip(keys, sims, strict=True)}
+_ITEM_RE = re.compile(r"^\s*(?:[一二三四五六七八九十]+是|[①②③④⑤⑥⑦⑧⑨⑩]|[（(][一二三四五六七八九十\d]{1,2}[)）]"
+                      r"|\d{1,2}[.、．])|[；;，,。]\s*(?:[一二三四五六七八九十]+是|[①②③④⑤⑥⑦⑧⑨⑩])")
+_MAX_ITEMS = 8
 
 
-def answer(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: KeywordIndex,
-           tokenize: Callable[[str], list[str]], settings: AnswerSettings | None = None, *,
-           sentence_scorer: SentenceScorer | None = None, corpus: Sequence[Chunk] = ()) -> Draft:
-    """Compose an extractive answer (or a refusal) from ``contexts``.
+def _enumeration(best: Candidate, evidence: Sequence[Candidate]) -> list[Candidate]:
+    """A list stated over several sentences (一是…二是…, ①②③, (1)(2)): every item of the run
+    of enumerated sentences the best one belongs to, in order; [] when it is not in one."""
+    same = sorted((c for c in evidence if c.sc.chunk.chunk_id == best.sc.chunk.chunk_id), key=lambda c: c.start)
+    i = next((k for k, c in enumerate(same) if c.start == best.start), None)
+    if i is None or not _ITEM_RE.search(same[i].text):
+        return []
+    lo = hi = i
+    while lo > 0 and _ITEM_RE.search(same[lo - 1].text):
+        lo -= 1
+    while hi + 1 < len(same) and _ITEM_RE.search(same[hi + 1].text):
+        hi += 1
+    return same[lo : hi + 1][:_MAX_ITEMS]
 
-    ``sentence_scorer`` (embedding similarity) is used only for questions that share
-    no terms with the reports (English questions); ``corpus`` lets a question about
-    which part a task belongs to quote that part's heading.
+
+def speaks_of_missing(c: Candidate, info: QueryInfo) -> bool:
+    """A question naming a place or year no report covers is answered only by evidence
+    that names it too (a Wikipedia-style passage about 上海 mentions 上海)."""
+    ch = c.sc.chunk
+    where = f"{c.text} {ch.title} {' '.join(ch.section_path)}"
+    if info.unknown_places and not info.cities:
+        names = {n for p in info.unknown_places for n in (p, re.sub(r"(市|县|区|州)$", "", p))}
+        if not any(n in where for n in names):
+            return False
+    return not (info.unknown_years and not info.years and not any(str(y) in where for y in info.unknown_years))
+
+
+def answer(info: QueryInfo, contexts: Sequence[ScoredChunk], evidence: Sequence[Candidate],
+           weights: dict[str, float], tokenize: Callable[[str], list[str]], settings: AnswerSettings,
+           model: SentenceModel, *, corpus: Sequence[Chunk] = ()) -> Draft:
+    """Compose an extractive answer (or a refusal) from the scored ``evidence``.
+
+    ``weights`` are the question terms' idf weights (for trimming and heading questions);
+    ``corpus`` lets a question about which part a task belongs to quote that part's heading.
     """
-    s = settings or AnswerSettings()
-    weights = _weights(_question_terms(info, tokenize), keyword)
+    s = settings
     refusal = Draft(text="", mode="extractive", refusal=info.refusal(
         "no_figure" if info.wants_figure else "no_evidence", contexts))
-    if not contexts or (info.unknown_places and not info.cities) or (info.unknown_years and not info.years):
+    if not contexts:
         return refusal
-    sims = _embedding_sims(info, contexts, sentence_scorer) \
-        if sentence_scorer is not None and info.foreign else None
-    cands = _candidates(info, contexts, weights, tokenize, sims)
     if info.wants_heading and not info.comparison and corpus:
         located = _heading_answer(info, contexts, weights, tokenize, corpus)
         if located is not None:
             return located
 
-    def ok(c: _Cand) -> bool:
+    def ok(c: Candidate, threshold: float = model.threshold) -> bool:
         if info.wants_department and "责任" in c.text and c.ctx_rank <= 1:
             return True
-        if c.cover < s.min_cover:
-            return False
-        return not (info.wants_figure and not (c.has_number and c.key_hit))
+        return c.score >= threshold and speaks_of_missing(c, info)
 
-    picked: list[_Cand] = []
+    picked: list[Candidate] = []
     groups = info.groups if info.comparison else ()
     if groups:
+        # Each side is searched in its own reports only, and the other sides fix the topic:
+        # a side's best sentence stands when it is more likely than not to answer.
+        side = min(model.threshold, 0.5)
         for g in groups:
-            pool = sorted((c for c in cands if matches(c.sc.chunk, g) and ok(c)), key=lambda c: -c.score)
+            pool = sorted((c for c in evidence if matches(c.sc.chunk, g) and ok(c, side)), key=lambda c: -c.rank_score)
             if pool:
                 picked.append(pool[0])
         if not picked:
             return refusal
     else:
-        pool = sorted((c for c in cands if ok(c)), key=lambda c: -c.score)
+        pool = sorted((c for c in evidence if ok(c)), key=lambda c: -c.rank_score)
         if not pool:
             return refusal
         best = pool[0]
@@ -316,30 +230,40 @@ def answer(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: KeywordInd
             # The task (the chunk's heading sentence) and its (责任科室:…) note, together.
             dept = next((c for c in pool if "责任" in c.text), None)
             if dept is not None:
-                head = next((c for c in cands if c.sc is dept.sc and c.start == dept.sc.chunk.start), None)
+                head = next((c for c in evidence if c.sc is dept.sc and c.start == dept.sc.chunk.start), None)
                 picked = [c for c in (head, dept) if c is not None]
                 best = dept
+        if info.wants_list:
+            items = _enumeration(best, evidence)
+            if len(items) > 1:
+                picked = items
         for c in pool[1:]:
-            if len(picked) >= s.max_sentences:
+            if len(picked) >= s.max_sentences or info.wants_list:
                 break
-            if c.score >= 0.85 * best.score and all(abs(c.start - p.start) > 0 for p in picked):
+            # A runner-up nearly as likely (softmax weight) as the best is quoted too.
+            near = math.exp(c.rank_score - best.rank_score) >= model.second
+            if near and all(c.start != p.start or c.sc.chunk.doc_id != p.sc.chunk.doc_id for p in picked):
                 picked.append(c)
     return _compose(info, picked, groups, weights, tokenize, s)
 
 
-def _compose(info: QueryInfo, picked: list[_Cand], groups: Sequence[Filters], weights: dict[str, float],
+def _compose(info: QueryInfo, picked: list[Candidate], groups: Sequence[Filters], weights: dict[str, float],
              tokenize: Callable[[str], list[str]], s: AnswerSettings) -> Draft:
     """One marker per quoted span; the same span is never quoted twice."""
     citations: list[Citation] = []
     marker_of: dict[tuple[str, int, int], int] = {}
+    seen_text: set[str] = set()
     parts: list[str] = []
     for c in picked if groups else sorted(picked, key=lambda c: (c.sc.chunk.doc_id, c.start)):
         ch = c.sc.chunk
-        a, b = _trim(ch.text, c.start - ch.start, c.end - ch.start, weights, tokenize, info.wants_figure,
-                     s.max_chars)
+        kind = info.answer_type or ("number" if info.wants_figure else None)
+        a, b = _trim(ch.text, c.start - ch.start, c.end - ch.start, weights, tokenize, kind,
+                     s.max_chars if not info.wants_list else 2 * s.max_chars)
         key = (ch.doc_id, ch.start + a, ch.start + b)
-        if key in marker_of and not groups:
-            continue
+        same = re.sub(r"\s+", "", ch.text[a:b])
+        if (key in marker_of or same in seen_text) and not groups:
+            continue  # a near-duplicate report says the same sentence: quote it once
+        seen_text.add(same)
         n = marker_of.setdefault(key, len(marker_of) + 1)
         if n == len(citations) + 1:
             citations.append(Citation.from_chunk(n, ch, a, b))

@@ -101,7 +101,8 @@ class Assistant:
             with self._init_lock:
                 if self._stage is None:
                     self._stage = AnswerStage(self.settings.answer, self._prompts, llm, terms,
-                                              max_answer_tokens=self.settings.llm.max_answer_tokens)
+                                              max_answer_tokens=self.settings.llm.max_answer_tokens,
+                                              embedder=self.embedder)
         return self._stage
 
     @property
@@ -181,19 +182,45 @@ class Assistant:
         """Yield text deltas, then the final :class:`Answer` (LLM mode streams tokens;
         extractive mode yields its answer in one piece).
 
-        Stages: condense → analyze → embed (once) → retrieve → generate → finish.
+        Stages: condense → analyze → embed (once) → retrieve → assess → generate → finish.
         """
+        req = self.prepare(question, city=city, year=year, doc=doc, history=history)
+        stage, corpus = self.answer_stage, self.retriever.corpus
+        streamed = False
+        if not req.contexts:
+            # Nothing under these filters (a city or year the reports don't cover): refuse
+            # without asking anyone, naming the closest sections found without filters.
+            closest = self.retriever.retrieve(req.standalone, Filters(), top_k=3, query_vector=req.query_vector)
+            draft = stage.refuse(req, closest, outside_filters=True)
+        else:
+            req = stage.assess(req, corpus, widen=lambda: self.retriever.retrieve(
+                req.standalone, Filters(), query_vector=req.query_vector))
+            for part in stage.generate(req, corpus):
+                if isinstance(part, str):
+                    streamed = True
+                    yield part
+                else:
+                    draft = part
+        answer = stage.finish(draft, req)
+        if not streamed:
+            yield answer.text
+        yield answer
+
+    def prepare(self, question: str, *, city: str | None = None, year: int | None = None, doc: str | None = None,
+                history: History | None = None) -> Request:
+        """Everything before generation: the question understood (a follow-up rewritten,
+        filters inferred), embedded once, and the chunks retrieved for it."""
         question = (question or "").strip()
         if not question:
             raise AssistantError("The question is empty.", "Type a question about the reports.")
         if len(question) > MAX_QUESTION_CHARS:
             raise AssistantError(f"The question is longer than {MAX_QUESTION_CHARS:,} characters.", "Shorten it.")
-        stage, corpus = self.answer_stage, self.retriever.corpus
+        corpus = self.retriever.corpus
         timings: list[tuple[str, float]] = []
         t = time.perf_counter()
         standalone, notes = question, tuple[Warning, ...]()
         if history:
-            standalone, notes = condense(question, history, llm=stage.llm, prompts=self._prompts,
+            standalone, notes = condense(question, history, llm=self.answer_stage.llm, prompts=self._prompts,
                                          corpus_cities=corpus.cities(), gazetteer=self._gazetteer)
             timings.append(("condense", time.perf_counter() - t))
         if not corpus.chunks:
@@ -211,28 +238,8 @@ class Assistant:
         t = time.perf_counter()
         contexts = self.retriever.retrieve(standalone, info.filters, groups=info.groups, query_vector=qv)
         timings.append(("retrieve", time.perf_counter() - t))
-        req = Request(question, standalone, info, tuple(contexts))
-        streamed = False
-        if not contexts:
-            # Nothing under these filters (a city or year the reports don't cover): refuse
-            # without asking anyone, naming the closest sections found without filters.
-            closest = self.retriever.retrieve(standalone, Filters(), top_k=3, query_vector=qv)
-            draft = stage.refuse(req, closest, outside_filters=True)
-        else:
-            for part in stage.generate(req, corpus, self._sentence_sims):
-                if isinstance(part, str):
-                    streamed = True
-                    yield part
-                else:
-                    draft = part
-        answer = stage.finish(draft, req, timings=timings, warnings=notes)
-        if not streamed:
-            yield answer.text
-        yield answer
-
-    def _sentence_sims(self, question: str, sentences: list[str]) -> list[float]:
-        qv = self.embedder.embed_query(question)
-        return [float(x) for x in self.embedder.embed_passages(sentences) @ qv]
+        return Request(question, standalone, info, tuple(contexts), query_vector=qv, timings=tuple(timings),
+                       notes=notes)
 
 
 __all__ = ["Assistant", "DocInfo"]

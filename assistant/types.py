@@ -227,6 +227,7 @@ class WarningKind(StrEnum):
     FALLBACK = "fallback"  # the LLM failed; the offline answerer answered instead
     CONDENSE = "condense"  # the follow-up could not be rewritten by the LLM
     TRUNCATED = "truncated"  # the answer was cut off before it ended
+    FILTER_RELAXED = "filter_relaxed"  # the inferred city/year filters held no answer; the whole corpus did
 
 
 @dataclass(frozen=True)

@@ -145,3 +145,13 @@ def test_concurrent_questions_are_safe(seeded) -> None:
     assert not errors
     serial = {q: seeded.ask(q).text for q in set(questions)}
     assert all(results[i] == serial[q] for i, q in enumerate(questions))
+
+
+def test_the_readme_follow_up_example_works_as_written(seeded) -> None:
+    """README's Python API: 那余姚呢? after 东莞2025年签约率目标? answers for Yuyao offline."""
+    first = seeded.ask("东莞2025年签约率目标?")
+    assert not first.refused and "60%" in first.text
+    ans = seeded.ask("那余姚呢?", history=[("user", "东莞2025年签约率目标?"), ("assistant", first.text)])
+    assert ans.standalone_question is not None and "余姚" in ans.standalone_question
+    assert not ans.refused and "85%" in ans.text
+    assert ans.citations and all(c.city == "余姚市" for c in ans.citations)

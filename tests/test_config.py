@@ -61,8 +61,9 @@ _SAMPLES = {"OPENAI_BASE_URL": "http://127.0.0.1:1/v1", "EMBEDDING_BASE_URL": "h
             "LOG_LEVEL": "INFO", "CHROMA_COLLECTION": "other_reports", "LLM_MODEL": "m2",
             "EMBEDDING_MODEL": "e2", "OPENAI_API_KEY": "sk-x", "EMBEDDING_API_KEY": "sk-y",
             "LLM_CONTEXT_WINDOW": "2048", "CHUNK_MAX_TOKENS": "200", "ANSWER__SOURCE_TOKENS": "512",
-            "ANSWER__MIN_COVER": "0.5", "ANSWER__MAX_SENTENCES": "3", "ANSWER__MAX_CHARS": "60",
+            "ANSWER__MAX_SENTENCES": "3", "ANSWER__MAX_CHARS": "60",
             "PROMPTS_DIR": "/tmp/my-prompts", "ASSISTANT_EVAL_REPORTS": "/tmp/my-reports",
+            "ANSWER__MODEL_PATH": "/tmp/model.json",
             "LLM__MAX_ANSWER_TOKENS": "64", "LLM__TEMPERATURE": "0.5", "LLM__PRICE_PROMPT_PER_M": "1",
             "LLM__PRICE_COMPLETION_PER_M": "1", "RETRIEVAL__RRF_K": "10", "RETRIEVAL__DENSE_WEIGHT": "0.5"}
 
@@ -87,10 +88,10 @@ def test_settings_and_load_read_the_environment_alike(monkeypatch: pytest.Monkey
     monkeypatch.setenv("OPENAI_API_KEY", "sk-flat")
     monkeypatch.setenv("CHROMA_HOST", "10.0.0.9")
     monkeypatch.setenv("LLM__TEMPERATURE", "0.7")
-    monkeypatch.setenv("ANSWER__MIN_COVER", "0.5")
+    monkeypatch.setenv("ANSWER__MAX_CHARS", "50")
     for s in (Settings(), Settings.load(env_file=None)):
         assert s.llm.api_key is not None and s.llm.api_key.get_secret_value() == "sk-flat"
-        assert s.index.chroma_host == "10.0.0.9" and s.llm.temperature == 0.7 and s.answer.min_cover == 0.5
+        assert s.index.chroma_host == "10.0.0.9" and s.llm.temperature == 0.7 and s.answer.max_chars == 50
     # Keyword arguments win over the environment and merge with it section by section.
     s = Settings(llm={"model": "m-kw"})
     assert s.llm.model == "m-kw" and s.llm.api_key is not None

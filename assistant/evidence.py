@@ -1,0 +1,384 @@
+"""Evidence: every sentence of the retrieved chunks, scored as an answer to the question.
+
+Sentence selection must not hinge on the question repeating the report's words, so
+each candidate is described by signals that carry meaning across wording:
+
+* **term cover** – the idf-weighted share of the question's jieba terms in the sentence
+  (and, discounted, in the sentence before it, which often holds the subject);
+* **character cover** – the same with character bigrams of each question term, so
+  near-synonyms that share characters but split into other words still meet
+  (签约率 / 签约覆盖率, 巡诊 / 巡回诊疗);
+* **local weight** – the same covers with each term also weighted by how rare it is
+  *among the chunk's sentences*: the topic every sentence of a passage repeats says
+  nothing about which sentence answers;
+* **answer type** – whether the sentence holds what the question word asks for: a
+  number (多少, 几), a rate (率, 比例), a time (何时, 哪一年), a person (谁), a place
+  (哪里), a reason (为什么) or a title (哪部作品);
+* **novelty** – an answer says something the question does not; a sentence made only of
+  the question's own words (a title line) answers nothing;
+* the heading path of the chunk, its retrieval rank, and (for figure questions) whether
+  a number stands next to the asked-for metric.
+
+:class:`SentenceModel` combines them with weights fitted on data (see
+:mod:`assistant.evals.calibrate`), never on one report's wording.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from .numbers import numbers_to_check
+from .query import QueryInfo
+from .retrieval import KeywordIndex
+from .text import is_name_like, normalize, sentence_spans, word_tag
+from .types import ScoredChunk
+
+#: Feature names, in the order of :attr:`Candidate.features`.
+FEATURES: tuple[str, ...] = (
+    "term_cover", "term_cover_ctx", "local_cover", "char_cover", "char_cover_ctx", "local_char_cover",
+    "heading_cover", "rank_inv", "fused", "type_match", "type_miss", "figure_key", "novelty",
+    "restates_question", "log_chars", "department", "chunk_cover", "chunk_char_cover", "chunk_key", "dense",
+    "unknown_mass", "rarest_in_chunk", "names_in_chunk", "names_in_sentence", "sectioned",
+)
+
+_CLAUSE_RE = re.compile(r"[,，;；:：]")
+_GENERIC = frozenset([
+    "工作", "情况", "相关", "内容", "报告", "哪些", "哪个", "什么", "多少", "怎样", "如何",
+    "是否", "主要", "提到", "提出", "具体", "实际", "各自", "方面", "措施", "做法", "举措",
+    "which", "what", "how", "many", "much", "does", "did", "the", "in", "of", "for", "is", "are", "was",
+    "谁", "哪里", "哪儿", "何时", "为什么", "为何", "哪一年", "哪年", "几", "是", "叫", "称", "被",
+])
+_RANK_RE = re.compile(r"第\s*[\d一二三四五六七八九十]+")
+_TIME_RE = re.compile(r"(?<!\d)(?:1[0-9]|20)\d{2}\s*年|\d{1,2}\s*月|\d{1,2}\s*日|世纪|年代|朝|时期"
+                      r"|(?:明|清|唐|宋|元|汉)代|春|夏|秋|冬|上旬|中旬|下旬|(?<!\d)(?:1[0-9]|20)\d{2}(?!\d)")
+_REASON_RE = re.compile(r"因为|由于|为了|因此|所以|原因|导致|以便|旨在")
+_TITLE_RE = re.compile(r"《[^》]+》|「[^」]+」|“[^”]+”")
+_PERSON_TAGS = ("nr", "nrt", "nrfg")
+_PLACE_TAGS = ("ns", "nsf")
+_PLACE_SUFFIX_RE = re.compile(r"[\u4e00-\u9fff](?:省|市|县|区|州|国|岛|洲|山|河|湖|镇|村|乡|港|湾)")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One sentence of one retrieved chunk, with its features and model score."""
+
+    ctx_rank: int
+    sc: ScoredChunk
+    start: int  # absolute offsets in the document text
+    end: int
+    text: str
+    features: tuple[float, ...]
+    has_number: bool
+    key_hit: bool  # figure questions: a number next to the asked-for metric
+    score: float = 0.0  # the model's probability that this sentence answers the question
+    rank_score: float = 0.0  # the ranker's score: orders a question's candidates
+
+    def feature(self, name: str) -> float:
+        return self.features[FEATURES.index(name)]
+
+
+def question_terms(info: QueryInfo, tokenize: Callable[[str], list[str]]) -> list[str]:
+    """The question's content terms: place and year names, question words and single
+    Chinese characters dropped (they still count through the words that contain them)."""
+    drop = {str(y) for y in (*info.years, *info.unknown_years)}
+    for c in (*info.cities, *info.unknown_places):
+        drop |= {c, re.sub(r"(市|县|区)$", "", c)}
+    return [t for t in dict.fromkeys(tokenize(info.question))
+            if t not in drop and t not in _GENERIC and not (len(t) == 1 and not t.isascii())]
+
+
+def term_weights(qterms: Sequence[str], kw: KeywordIndex) -> dict[str, float]:
+    return {t: kw.idf.get(t, kw.default_idf * 0.5) for t in qterms}
+
+
+def cover(text_terms: set[str], weights: dict[str, float]) -> float:
+    total = sum(weights.values()) or 1.0
+    return sum(w for t, w in weights.items() if t in text_terms) / total
+
+
+def key_terms(weights: dict[str, float]) -> set[str]:
+    """The rarest question terms the corpus knows: the metric asked about (签约率, 托位)."""
+    if not weights:
+        return set()
+    ranked = sorted(weights.items(), key=lambda kv: -kv[1])
+    top = ranked[0][1]
+    return {t for t, w in ranked[:3] if w >= 0.75 * top}
+
+
+def _bigrams(term: str) -> list[str]:
+    t = normalize(term)
+    return [t] if len(t) <= 2 else [t[i : i + 2] for i in range(len(t) - 1)]
+
+
+def _char_cover(text: str, grams: dict[str, list[str]], weights: dict[str, float],
+                local: dict[str, float] | None = None) -> float:
+    """Share of the question's (idf-weighted) term mass whose character bigrams occur in ``text``."""
+    total = got = 0.0
+    for t, w in weights.items():
+        w *= local.get(t, 1.0) if local else 1.0
+        gs = grams[t]
+        total += w
+        got += w * sum(g in text for g in gs) / len(gs)
+    return got / total if total else 0.0
+
+
+def states_figure(s_text: str, weights: dict[str, float], keys: set[str],
+                  tokenize: Callable[[str], list[str]], ordinal: bool = False) -> bool:
+    """Does a clause (with the one before it, which often holds the subject) state a
+    number next to the asked-for metric? "323攻坚行动" does not answer 健康素养水平."""
+    wants_rate = any(t.endswith("率") or t in ("比例", "占比", "百分比") for t in weights)
+    clauses = [c for c in _CLAUSE_RE.split(s_text) if c]
+    for i, cl in enumerate(clauses):
+        nums = numbers_to_check(cl)
+        if not nums and not (ordinal and _RANK_RE.search(cl)):
+            continue
+        if wants_rate and not any(n.unit in ("%", "‰") or "成" in n.raw for n in nums):
+            continue  # a rate is stated as a percentage, not as "三个全覆盖"
+        window = set(tokenize((clauses[i - 1] if i else "") + cl))
+        c = cover(window, weights)
+        if (keys & window and c >= 0.25) or c >= 0.45:
+            return True
+    return False
+
+
+def has_answer_type(kind: str | None, text: str, tokens: Sequence[str]) -> bool:
+    """Does ``text`` hold something of the kind the question word asks for?"""
+    if kind is None:
+        return True
+    if kind in ("number", "count"):
+        return bool(numbers_to_check(text))
+    if kind == "rate":
+        return any(n.unit in ("%", "‰", "百分点") or "成" in n.raw for n in numbers_to_check(text))
+    if kind == "time":
+        return bool(_TIME_RE.search(text))
+    if kind == "reason":
+        return bool(_REASON_RE.search(text))
+    if kind == "title":
+        return bool(_TITLE_RE.search(text))
+    if kind == "person":
+        return any((word_tag(t) or "").startswith(_PERSON_TAGS) for t in tokens) or "·" in text
+    if kind == "place":
+        return any((word_tag(t) or "") in _PLACE_TAGS for t in tokens) or bool(_PLACE_SUFFIX_RE.search(text))
+    return True
+
+
+@lru_cache(maxsize=4096)
+def _sentences(chunk_id: str, text: str, tokenize: Callable[[str], list[str]]
+               ) -> tuple[list[tuple[int, int]], list[str], list[str], list[list[str]]]:
+    """A chunk's sentences, normalised and tokenised: the same chunks answer many questions,
+    so this is done once per chunk (bounded cache; chunks are immutable)."""
+    spans = sentence_spans(text)
+    texts = [text[a:b] for a, b in spans]
+    return spans, texts, [normalize(t) for t in texts], [tokenize(t) for t in texts]
+
+
+def candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: KeywordIndex,
+               tokenize: Callable[[str], list[str]], *,
+               similarity: Callable[[list[str]], Sequence[float]] | None = None) -> list[Candidate]:
+    """Every sentence of ``contexts`` with its features (unscored).
+
+    ``similarity`` (the embedding model's question–sentence cosine) is used for a question
+    in another language than the reports (an English question shares no jieba terms with
+    Chinese text): its rescaled similarity stands in for the lexical covers."""
+    weights = term_weights(question_terms(info, tokenize), keyword)
+    keys = key_terms(weights)
+    # Question terms no report uses at all (a name the index has never seen) say the
+    # reports cannot be about what is asked; the rarest known term should be in the chunk.
+    total = sum(weights.values()) or 1.0
+    unknown_mass = sum(w for t, w in weights.items() if t not in keyword.idf and is_name_like(t)) / total
+    known = [t for t in weights if t in keyword.idf and len(t) > 1]
+    rarest = max(known, key=lambda t: keyword.idf[t]) if known else None
+    # What the question is about, by name: its two rarest words (one the reports never use
+    # ranks first), which an answering passage states verbatim.
+    names = [normalize(t) for t in sorted((t for t in weights if len(t) > 1),
+                                          key=lambda t: -keyword.idf.get(t, 1e9))[:2]]
+    grams = {t: _bigrams(t) for t in weights}
+    q_norm = normalize(info.question)
+    q_terms = set(tokenize(info.question))
+    out: list[Candidate] = []
+    top_score = max((sc.score for sc in contexts), default=1.0) or 1.0
+    for rank, sc in enumerate(contexts):
+        ch = sc.chunk
+        spans, texts, norms, toks = _sentences(ch.chunk_id, ch.text, tokenize)
+        term_sets = [set(t) for t in toks]
+        # How rare each question term is among this chunk's sentences (the passage's topic,
+        # repeated everywhere, does not pick the answering sentence).
+        n = len(texts)
+        local = {t: math.log(1 + n / (1 + sum(any(g in s for g in grams[t]) for s in norms))) / math.log(1 + n)
+                 if n > 1 else 1.0 for t in weights}
+        heading_terms = set(tokenize(" ".join(ch.section_path)))
+        head_cover = cover(heading_terms, weights)
+        # Does the chunk as a whole speak of what is asked (a passage about another topic
+        # that happens to share a word does not)?
+        whole = normalize(f"{ch.title} {' '.join(ch.section_path)} {ch.text}")
+        chunk_cov = cover(set().union(*term_sets, heading_terms, set(tokenize(ch.title))), weights)
+        chunk_char = _char_cover(whole, grams, weights)
+        chunk_key = sum(any(g in whole for g in grams[k]) for k in keys) / len(keys) if keys else 0.0
+        dense = max(0.0, sc.dense_score) if sc.dense_score is not None else 0.0
+        rarest_in = float(rarest is not None and normalize(rarest) in whole)
+        names_in = sum(n in whole for n in names) / len(names) if names else 0.0
+        lw = {t: weights[t] * local[t] for t in weights}
+        prev_terms: set[str] = set()
+        prev_norm = ""
+        for (a, b), s_text, s_norm, s_toks, s_terms in zip(spans, texts, norms, toks, term_sets, strict=True):
+            tc = cover(s_terms, weights)
+            tc_ctx = 0.85 * cover(s_terms | prev_terms, weights)
+            lc = cover(s_terms, lw)
+            cc = _char_cover(s_norm, grams, weights)
+            cc_ctx = 0.85 * _char_cover(prev_norm + s_norm, grams, weights)
+            lcc = _char_cover(s_norm, grams, weights, local)
+            names_s = sum(n in prev_norm + s_norm for n in names) / len(names) if names else 0.0
+            prev_terms, prev_norm = s_terms, s_norm
+            has_num = bool(numbers_to_check(s_text)) or (info.wants_rank and bool(_RANK_RE.search(s_text)))
+            key_hit = states_figure(s_text, weights, keys, tokenize, info.wants_rank) \
+                if info.wants_figure and has_num else bool(keys & s_terms)
+            typed = info.answer_type is not None
+            has_type = has_answer_type(info.answer_type, s_text, s_toks)
+            content = [t for t in s_terms if len(t) > 1 or t.isdigit()]
+            novelty = sum(t not in q_terms for t in content) / len(content) if content else 0.0
+            restates = float(bool(s_norm) and len(s_norm) <= 40 and s_norm.rstrip("。.!！?？") in q_norm)
+            feats = (
+                tc, tc_ctx, lc, cc, cc_ctx, lcc, head_cover, 1.0 / (1 + rank), sc.score / top_score,
+                float(typed and has_type), float(typed and not has_type),
+                float(info.wants_figure and has_num and key_hit), novelty, restates,
+                math.log(1 + len(s_text)) / 5.0,
+                float(info.wants_department and "责任" in s_text and rank <= 1),
+                chunk_cov, chunk_char, chunk_key, dense, unknown_mass, rarest_in, names_in, names_s,
+                float(bool(ch.section_path)),
+            )
+            out.append(Candidate(rank, sc, ch.start + a, ch.start + b, s_text, feats, has_num, key_hit))
+    if similarity is not None and info.foreign and out:
+        out = _with_similarity(out, similarity)
+    return out
+
+
+_LEXICAL = ("term_cover", "term_cover_ctx", "local_cover", "char_cover", "char_cover_ctx", "local_char_cover",
+            "chunk_cover", "chunk_char_cover", "chunk_key", "names_in_chunk", "names_in_sentence")
+
+
+def _with_similarity(cands: list[Candidate], similarity: Callable[[list[str]], Sequence[float]],
+                     n_chunks: int = 3) -> list[Candidate]:
+    from dataclasses import replace
+
+    near = [c for c in cands if c.ctx_rank < n_chunks]
+    sims = list(similarity([c.text for c in near]))
+    hi = max(sims, default=0.0)
+    # e5 cosines sit in a narrow band: rescale so the best sentence counts as a full match.
+    by_pos = {(c.ctx_rank, c.start): max(0.0, 1.0 - (hi - s) * 10) for c, s in zip(near, sims, strict=True)}
+    idx = [FEATURES.index(f) for f in _LEXICAL]
+    out = []
+    for c in cands:
+        sim = by_pos.get((c.ctx_rank, c.start), 0.0)
+        f = list(c.features)
+        for i in idx:
+            f[i] = max(f[i], sim)
+        f[FEATURES.index("unknown_mass")] = 0.0  # English words are unknown to Chinese reports, not to the topic
+        out.append(replace(c, features=tuple(f)))
+    return out
+
+
+#: What the gate sees of a candidate, besides its rank score: does the passage speak of
+#: what is asked at all (names, cover), and is anything the question names unknown.
+GATE_FEATURES: tuple[str, ...] = (
+    "rank_logit", "margin", "term_cover_ctx", "chunk_cover", "chunk_char_cover", "chunk_key", "names_in_chunk",
+    "names_in_sentence", "unknown_mass", "dense", "type_miss", "type_match", "figure_key", "heading_cover",
+    "sectioned",
+)
+
+
+@dataclass(frozen=True)
+class SentenceModel:
+    """Two fitted parts (see :mod:`assistant.evals.calibrate`):
+
+    * a **ranker**: a linear score over :data:`FEATURES`, fitted listwise (softmax over a
+      question's candidates), which orders the sentences;
+    * a **gate**: a logistic model over :data:`GATE_FEATURES` (the ranker's score, its margin
+      over the runner-up, and question-level signals) giving the probability that the
+      sentence answers at all; below ``threshold`` the answerer refuses.
+
+    ``second``: a runner-up whose softmax weight is at least this share of the best one's is
+    quoted too (an uncertain pick quotes both).
+    """
+
+    weights: tuple[float, ...]
+    bias: float
+    threshold: float
+    second: float = 0.85
+    gate: tuple[float, ...] = ()
+    gate_bias: float = 0.0
+    meta: tuple[tuple[str, Any], ...] = ()
+
+    def rank(self, features: Sequence[float]) -> float:
+        return self.bias + sum(w * f for w, f in zip(self.weights, features, strict=True))
+
+    def answers(self, z: float, margin: float, features: Sequence[float]) -> float:
+        """Probability that a candidate with rank score ``z`` answers the question."""
+        if not self.gate:
+            return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+        f = dict(zip(FEATURES, features, strict=True))
+        x = [z, margin, *(f[g] for g in GATE_FEATURES[2:])]
+        g = self.gate_bias + sum(w * v for w, v in zip(self.gate, x, strict=True))
+        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, g))))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"features": list(FEATURES), "weights": list(self.weights), "bias": self.bias,
+                "gate_features": list(GATE_FEATURES), "gate": list(self.gate), "gate_bias": self.gate_bias,
+                "threshold": self.threshold, "second": self.second, "meta": dict(self.meta)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], where: str = "sentence model") -> SentenceModel:
+        from .errors import ConfigError
+
+        if list(data.get("features", [])) != list(FEATURES) or \
+                (data.get("gate") and list(data.get("gate_features", [])) != list(GATE_FEATURES)):
+            raise ConfigError(f"{where} was fitted on other features than this version computes.",
+                              "Refit it: python -m assistant.evals.calibrate.")
+        return cls(tuple(float(w) for w in data["weights"]), float(data["bias"]), float(data["threshold"]),
+                   float(data.get("second", 0.85)), tuple(float(w) for w in data.get("gate", [])),
+                   float(data.get("gate_bias", 0.0)), tuple(sorted(dict(data.get("meta", {})).items())))
+
+
+def load_model(path: str | Path) -> SentenceModel:
+    """A sentence model file (``ANSWER__MODEL_PATH``); :class:`ConfigError` naming it if unreadable."""
+    from .errors import ConfigError
+
+    p = Path(path).expanduser()
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"Cannot read the sentence model {p}: {type(exc).__name__}.",
+                          "Point ANSWER__MODEL_PATH at a file written by `python -m assistant.evals.calibrate`, "
+                          "or unset it to use the packaged model.") from None
+    return SentenceModel.from_json(data, str(p))
+
+
+@lru_cache(maxsize=1)
+def default_model() -> SentenceModel:
+    """The packaged model (``assistant/data/sentence_model.json``)."""
+    from importlib.resources import files
+
+    return load_model(Path(str(files("assistant").joinpath("data", "sentence_model.json"))))
+
+
+def score(cands: Sequence[Candidate], model: SentenceModel) -> list[Candidate]:
+    """Rank scores and answer probabilities, best first."""
+    from dataclasses import replace
+
+    zs = [model.rank(c.features) for c in cands]
+    order = sorted(range(len(cands)), key=lambda i: -zs[i])
+    out = []
+    for pos, i in enumerate(order):
+        other = zs[order[1]] if pos == 0 and len(order) > 1 else zs[order[0]] if pos else zs[i] - 5.0
+        out.append(replace(cands[i], rank_score=zs[i], score=model.answers(zs[i], zs[i] - other, cands[i].features)))
+    return out
+
+
+__all__ = ["FEATURES", "GATE_FEATURES", "Candidate", "SentenceModel", "candidates", "cover", "default_model",
+           "has_answer_type", "key_terms", "load_model", "question_terms", "score", "states_figure", "term_weights"]
