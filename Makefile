@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # user's data folder unless ASSISTANT_DATA_DIR says otherwise.
 export ASSISTANT_DATA_DIR ?= $(CURDIR)/.data
 
-.PHONY: run test lint install ingest ui eval report screenshots bench clean
+.PHONY: run test lint install ingest ui eval report calibrate screenshots bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -37,9 +37,21 @@ test: lint
 eval: install
 	$(BIN)/assistant eval --check --out "$$(mktemp -d)"
 
-# Deliberate refreshes of committed artefacts.
+# Deliberate refreshes of committed artefacts. CMRC 2018 is read from the shared folder
+# beside the checkout (CC BY-SA 4.0, never copied into the project).
+CMRC ?= $(CURDIR)/../shared/benchmarks/cmrc2018/cmrc2018_dev.json
+
 report: install
 	$(BIN)/assistant eval --out evals/reports
+	$(BIN)/assistant eval --gold evals/heldout/gold.jsonl --corpus evals/heldout/reports --corpus seeds \
+	    --out evals/reports/heldout
+	$(BIN)/assistant eval --benchmark cmrc2018 --data $(CMRC) --out evals/reports/cmrc2018
+
+# Refit the extractive answerer's sentence model (ranker, gate, refusal threshold) on the
+# tuning splits (CMRC questions outside its eval sample; the seed gold set, leave one report out).
+calibrate: install
+	$(BIN)/python -m assistant.evals.calibrate --cmrc $(CMRC) --out evals/reports/calibration \
+	    --write-model assistant/data/sentence_model.json
 
 screenshots: install
 	SCREENSHOT_DIR=$(CURDIR)/docs $(BIN)/python -m pytest -q -m browser tests/test_ui_browser.py

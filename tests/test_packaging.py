@@ -97,7 +97,8 @@ def test_the_wheel_holds_prompts_seeds_and_gold_and_imports_from_site_packages(i
 
     names = set(zipfile.ZipFile(installed["wheel"]).namelist())
     for need in ("assistant/prompts/system.md", "assistant/prompts/qa.md", f"assistant/data/seeds/{LISHUI}",
-                 "assistant/data/gazetteer.tsv", "assistant/evals/data/gold.jsonl",
+                 "assistant/data/gazetteer.tsv", "assistant/data/districts.tsv", "assistant/data/sentence_model.json",
+                 "assistant/evals/data/gold.jsonl",
                  "assistant/evals/data/baseline.json", "assistant/py.typed"):
         assert need in names, need
     code = ("import sys, assistant, assistant.resources as r; print(assistant.__file__); "

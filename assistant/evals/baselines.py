@@ -109,7 +109,7 @@ class NaiveLlamaIndexBaseline:
         self.build_seconds = build_seconds
 
     @classmethod
-    def build(cls, seeds_dir: str | Path, embedder: Embedder) -> NaiveLlamaIndexBaseline:
+    def build(cls, seeds_dir: str | Path | Sequence[str | Path], embedder: Embedder) -> NaiveLlamaIndexBaseline:
         from llama_index.core import SimpleDirectoryReader, StorageContext, VectorStoreIndex
         from llama_index.core.callbacks import CallbackManager
         from llama_index.core.node_parser import SentenceSplitter
@@ -119,7 +119,9 @@ class NaiveLlamaIndexBaseline:
         # llama-index embeds each node's file_path metadata (an absolute path) with its text,
         # so the same corpus in another folder scored differently (hit@1 0.370 in a clean
         # clone against 0.389 here). Only the file name is kept: the figures reproduce.
-        docs = SimpleDirectoryReader(str(seeds_dir), file_metadata=lambda p: {"file_name": Path(p).name},
+        dirs = [seeds_dir] if isinstance(seeds_dir, str | Path) else list(seeds_dir)
+        files = sorted(str(p) for d in dirs for p in Path(d).iterdir() if p.is_file() and not p.name.startswith("."))
+        docs = SimpleDirectoryReader(input_files=files, file_metadata=lambda p: {"file_name": Path(p).name},
                                      filename_as_id=True).load_data(show_progress=False)
         splitter = SentenceSplitter()
         nodes = splitter.get_nodes_from_documents(docs)
@@ -171,13 +173,14 @@ class BM25Baseline:
         self.build_seconds = build_seconds
 
     @classmethod
-    def build(cls, seeds_dir: str | Path, chunk_settings: ChunkSettings,
+    def build(cls, seeds_dir: str | Path | Sequence[str | Path], chunk_settings: ChunkSettings,
               tokenize: Callable[[str], list[str]] | None = None) -> BM25Baseline:
         from assistant.ingest import parse_paths
         from assistant.text import terms
 
         t = time.perf_counter()
-        chunks = [c for _doc, cs in parse_paths([seeds_dir], chunk_settings) for c in cs]
+        dirs = [seeds_dir] if isinstance(seeds_dir, str | Path) else list(seeds_dir)
+        chunks = [c for _doc, cs in parse_paths(dirs, chunk_settings) for c in cs]
         return cls(chunks, tokenize or terms, time.perf_counter() - t)
 
     def run(self, question: str, k: int) -> BaselineResult:

@@ -78,19 +78,26 @@ def eval_command(
     judge: Annotated[bool, typer.Option("--judge", help="LLM-as-judge grades (needs an LLM)")] = False,
     out: Annotated[Path | None, typer.Option(help="Folder for report folders [default: ASSISTANT_EVAL_REPORTS "
                                                   "or ./evals/reports]")] = None,
-    corpus: Annotated[Path | None, typer.Option(help="Folder of the gold evidence documents "
-                                                     "[default: the bundled seed reports]")] = None,
+    corpus: Annotated[list[Path] | None, typer.Option(help="Folder of the gold evidence documents (repeat for "
+                                                           "several) [default: the bundled seed reports]")] = None,
     baseline: Annotated[Path | None, typer.Option(help="Floors for --check [default: the bundled ones]")] = None,
+    benchmark: Annotated[str | None, typer.Option(help="A public benchmark instead of a gold set: cmrc2018")] = None,
+    data: Annotated[Path | None, typer.Option(help="The benchmark's data file (cmrc2018_dev.json)")] = None,
+    n: Annotated[int, typer.Option(help="Benchmark questions to sample", min=10)] = 1200,
 ) -> None:
     """Evaluate retrieval, answers, citations and refusals on a gold set; write a report."""
     from assistant.facade import Assistant
+
+    if benchmark is not None:
+        _benchmark(benchmark, data, n, mode, out)
+        return
 
     from .gate import check as gate_check
     from .gold import load_gold, validate_gold
     from .harness import MODES, eval_assistant, run_eval
     from .report import write_report
 
-    gold, corpus, baseline = gold or gold_path(), corpus or seeds_dir(), baseline or baseline_path()
+    gold, corpus, baseline = gold or gold_path(), corpus or [seeds_dir()], baseline or baseline_path()
     if mode not in MODES:
         err.print(f"[red]error:[/red] unknown mode {mode!r}; use one of: {', '.join(MODES)}.")
         raise typer.Exit(2)
@@ -137,6 +144,41 @@ def eval_command(
             console.print(f"  - {f}", highlight=False, markup=False)
         raise typer.Exit(1)
     console.print(f"[green]Gate passed[/green] ({baseline.name}).")
+
+
+def _benchmark(name: str, data: Path | None, n: int, mode: str, out: Path | None) -> None:
+    """``assistant eval --benchmark cmrc2018 --data cmrc2018_dev.json``: the out-of-genre
+    benchmark in its own cached index, with the naive anchor beside it."""
+    from . import cmrc
+
+    if name != "cmrc2018":
+        err.print(f"[red]error:[/red] unknown benchmark {name!r}; available: cmrc2018.")
+        raise typer.Exit(2)
+    if data is None or not data.is_file():
+        err.print("[red]error:[/red] --data must name the CMRC 2018 dev file (cmrc2018_dev.json, SQuAD style); "
+                  "it is not shipped with the package (CC BY-SA 4.0).")
+        raise typer.Exit(2)
+    try:
+        settings = Settings.load()
+        if mode == "extractive":
+            settings = settings.with_overrides(llm={"provider": "extractive"})
+        passages = cmrc.load_cmrc(data)
+        indexed, held = cmrc.split(passages)
+        items = cmrc.sample_questions(passages, {p.id for p in held}, n)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=err, transient=True) as prog:
+            bar = _ItemProgress(prog)
+            assistant = cmrc.cmrc_assistant(indexed, settings=settings, progress=bar)
+            run = cmrc.run_cmrc(assistant, items, indexed=indexed, progress=bar)
+        report = cmrc.write_cmrc_report(run, out or settings.eval.reports_dir)
+    except (AssistantError, OSError, ValueError, KeyError) as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    t = Table("metric", "ours", "naive anchor", title=f"CMRC 2018 dev, {len(items)} questions")
+    for row in cmrc.summary_rows(run):
+        t.add_row(*row)
+    console.print(t)
+    console.print(f"report: {report}", highlight=False)
 
 
 __all__ = ["eval_command"]

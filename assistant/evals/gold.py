@@ -275,16 +275,18 @@ def _fact_norm(text: str) -> str:
     return _WS_RE.sub("", unicodedata.normalize("NFKC", text))
 
 
-def validate_gold(items: Iterable[GoldItem], corpus_dir: str | Path) -> list[str]:
-    """Check every item against the corpus; return problems (empty list = valid)."""
-    corpus = Path(corpus_dir)
+def validate_gold(items: Iterable[GoldItem], corpus_dir: str | Path | Sequence[str | Path]) -> list[str]:
+    """Check every item against the corpus (one folder, or several searched in order);
+    return problems (empty list = valid)."""
+    dirs = [Path(corpus_dir)] if isinstance(corpus_dir, str | Path) else [Path(d) for d in corpus_dir]
+    corpus = dirs[0] if len(dirs) == 1 else Path(", ".join(str(d) for d in dirs))
     problems: list[str] = []
     docs: dict[str, str | None] = {}
     seen: set[str] = set()
 
     def doc_text(name: str) -> str | None:
         if name not in docs:
-            path = corpus / name
+            path = next((d / name for d in dirs if (d / name).is_file()), dirs[0] / name)
             if Path(name).name != name or not path.is_file():
                 docs[name] = None
             else:
@@ -294,8 +296,9 @@ def validate_gold(items: Iterable[GoldItem], corpus_dir: str | Path) -> list[str
                     docs[name] = None
         return docs[name]
 
-    if not corpus.is_dir():
-        return [f"corpus directory {corpus} does not exist"]
+    missing = [d for d in dirs if not d.is_dir()]
+    if missing:
+        return [f"corpus directory {missing[0]} does not exist"]
 
     for item in items:
         w = item.where()

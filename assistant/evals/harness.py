@@ -209,27 +209,34 @@ def library_versions() -> dict[str, str | None]:
     return out
 
 
-def eval_settings(settings: Settings, corpus_dir: str | Path) -> Settings:
+CorpusDirs = str | Path | Sequence[str | Path]
+
+
+def _dirs(corpus: CorpusDirs) -> list[Path]:
+    return [Path(corpus)] if isinstance(corpus, str | Path) else [Path(d) for d in corpus]
+
+
+def eval_settings(settings: Settings, corpus_dir: CorpusDirs) -> Settings:
     """Settings for the eval's own index of ``corpus_dir``: a collection named after the
     corpus (and, embedded, a folder of its own under the data dir), so a user's reports
     never change the gated figures and the eval never writes into the user's index."""
     import hashlib
 
-    key = hashlib.sha256(str(Path(corpus_dir).resolve()).encode()).hexdigest()[:12]
+    key = hashlib.sha256("|".join(str(d.resolve()) for d in _dirs(corpus_dir)).encode()).hexdigest()[:12]
     index: dict[str, Any] = {"collection": f"eval-{key}"}
     if not settings.index.chroma_host:
         index["data_dir"] = settings.index.data_dir / "eval"
     return settings.with_overrides(index=index)
 
 
-def eval_assistant(assistant: Assistant, corpus_dir: str | Path) -> Assistant:
+def eval_assistant(assistant: Assistant, corpus_dir: CorpusDirs) -> Assistant:
     """An Assistant on the eval's own index (see :func:`eval_settings`), with ``corpus_dir``
     ingested (incrementally: unchanged files are skipped). Shares the embedder."""
     from assistant.facade import Assistant
 
     a = Assistant(eval_settings(assistant.settings, corpus_dir), embedder=assistant.embedder,
                   llm=assistant.llm)
-    report = a.ingest([str(corpus_dir)], prune=True)
+    report = a.ingest([str(d) for d in _dirs(corpus_dir)], prune=True)
     failed = report.of("failed")
     if failed:
         raise ConfigError(f"The eval corpus {corpus_dir} has files that cannot be indexed: "
@@ -275,7 +282,7 @@ def judge_answer(llm: LLM, item: GoldItem, answer: Answer) -> JudgeVerdict | Non
     return JudgeVerdict(c, f, str(data.get("reason", ""))[:200])
 
 
-def _run_baselines(assistant: Assistant, items: Sequence[GoldItem], k: int, corpus_dir: Path,
+def _run_baselines(assistant: Assistant, items: Sequence[GoldItem], k: int, corpus_dir: list[Path],
                    progress: Progress | None) -> dict[str, BaselineRun]:
     from assistant.text import terms
 
@@ -309,7 +316,7 @@ def _baseline_metrics(m: dict[str, float]) -> dict[str, float]:
 
 def run_eval(assistant: Assistant, gold_items: Sequence[GoldItem], *, mode: str | None, k: int = 5,
              baselines: bool = True, progress: Progress | None = None, judge: bool = False,
-             corpus_dir: str | Path | None = None) -> EvalRun:
+             corpus_dir: CorpusDirs | None = None) -> EvalRun:
     """Answer every gold question and score answers, retrieval, citations and refusals.
 
     ``mode``: ``"extractive"`` forces the offline answerer, ``"llm"`` requires a
@@ -325,7 +332,7 @@ def run_eval(assistant: Assistant, gold_items: Sequence[GoldItem], *, mode: str 
     if judge and judge_llm is None:
         raise ConfigError("--judge needs an LLM, but none is configured.",
                           "Set OPENAI_API_KEY or drop --judge.")
-    corpus_dir = Path(corpus_dir) if corpus_dir is not None else seeds_dir()
+    dirs = _dirs(corpus_dir) if corpus_dir is not None else [seeds_dir()]
     target = _for_mode(assistant, mode)
     s = target.settings
     t0 = time.perf_counter()
@@ -354,7 +361,7 @@ def run_eval(assistant: Assistant, gold_items: Sequence[GoldItem], *, mode: str 
     errors = sum(r.error is not None for r in results)
     metrics["error_rate"] = errors / len(results)
     per_category = aggregate_by_category(scores, k=k)
-    base = _run_baselines(target, gold_items, k, Path(corpus_dir), progress) if baselines else {}
+    base = _run_baselines(target, gold_items, k, dirs, progress) if baselines else {}
     config = {
         "mode": target.mode,
         "embedding_model": s.embedding.model_id,
@@ -365,7 +372,7 @@ def run_eval(assistant: Assistant, gold_items: Sequence[GoldItem], *, mode: str 
         "judge": bool(verdicts),
         "index": str(s.index.chroma_host or s.index.chroma_path),
         "collection": s.index.collection,
-        "corpus_dir": str(corpus_dir),
+        "corpus_dir": ", ".join(str(d) for d in dirs),
         "n_items": len(gold_items),
         "git_commit": _git_commit(),
         "versions": library_versions(),
