@@ -26,9 +26,11 @@ Regex/linear rules, one sentence and clause at a time:
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -388,6 +390,15 @@ def _broadcast(core: str, city: str | None) -> list[str] | None:
     return named if named and all(_HAS_HEAD_RE.search(x) for x in named) else None
 
 
+def split_metric_list(phrase: str) -> list[str]:
+    """The names a list of measures sharing one head stands for; any other phrase stands for itself.
+
+    >>> split_metric_list("门诊和住院智慧结算率"), split_metric_list("居民健康素养水平")
+    (['门诊智慧结算率', '住院智慧结算率'], ['居民健康素养水平'])
+    """
+    return _broadcast(phrase, None) or [phrase]
+
+
 def _kind(t: str, sa: int, cs: int, g: _Group, zone: str, change: bool, role: YearRole,
           year: int | None) -> tuple[Kind, Comparator, float, str]:
     """(kind, comparator, sign, suffix): ``suffix`` is the change word a planned change adds to its metric."""
@@ -530,5 +541,43 @@ def extract_from_chunk(chunk: Chunk) -> list[Indicator]:
                              section_path=chunk.section_path, offset=chunk.start)
 
 
-__all__ = ["Comparator", "Indicator", "Kind", "extract_from_chunk", "extract_from_text", "metric_similarity",
-           "normalize_metric"]
+@dataclass(frozen=True)
+class IndicatorRecord:
+    """An :class:`Indicator` as the indicator table stores it: with a stable id and what a citation of it
+    needs (the chunk holding its sentence, the report's title and file)."""
+
+    id: str
+    indicator: Indicator
+    chunk_id: str
+    title: str
+    source_path: str = ""
+
+
+def record_id(ind: Indicator) -> str:
+    """A content id: the same figure of the same document gets the same id on every ingest."""
+    key = f"{ind.doc_id}|{ind.start}|{ind.end}|{ind.metric}|{ind.value!r}|{ind.unit}|{ind.kind}"
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+
+
+def extract_document(chunks: Sequence[Chunk]) -> list[IndicatorRecord]:
+    """The extraction stage: the records of every chunk of a document, in document order.
+
+    Overlapping chunks state the same figure twice; such records (same document, offsets, metric and
+    value) are kept once, with the first chunk that holds them.
+
+    >>> from assistant.types import Chunk
+    >>> c = Chunk("c1", "d", "签约率达60%。", 0, 8, (), "", "《某县报告》", "某县", (2024,), 2024, "review", (), 5, "")
+    >>> [(r.indicator.metric, r.indicator.value, r.chunk_id) for r in extract_document([c, c])]
+    [('签约率', 60.0, 'c1')]
+    """
+    out: dict[tuple[str, int, int, str, float], IndicatorRecord] = {}
+    for chunk in sorted(chunks, key=lambda c: (c.doc_id, c.ordinal, c.start)):
+        for ind in extract_from_chunk(chunk):
+            key = (ind.doc_id, ind.start, ind.end, ind.metric, ind.value)
+            if key not in out:
+                out[key] = IndicatorRecord(record_id(ind), ind, chunk.chunk_id, chunk.title, chunk.source_path)
+    return sorted(out.values(), key=lambda r: (r.indicator.doc_id, r.indicator.start, r.indicator.end))
+
+
+__all__ = ["Comparator", "Indicator", "IndicatorRecord", "Kind", "extract_document", "extract_from_chunk",
+           "extract_from_text", "metric_similarity", "normalize_metric", "record_id", "split_metric_list"]
