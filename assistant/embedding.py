@@ -13,6 +13,7 @@ All return L2-normalised ``float32`` arrays.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -34,6 +35,16 @@ class Embedder(Protocol):
     def embed_passages(self, texts: list[str]) -> np.ndarray: ...
 
     def embed_query(self, text: str) -> np.ndarray: ...
+
+
+def sentence_scorer(embedder: Embedder) -> Callable[[str, list[str]], list[float]]:
+    """Cosine similarity of each sentence to the question, with ``embedder`` (the extractive answerer
+    uses it for questions that share no terms with the reports)."""
+    def sims(question: str, sentences: list[str]) -> list[float]:
+        qv = embedder.embed_query(question)
+        return [float(x) for x in embedder.embed_passages(sentences) @ qv]
+
+    return sims
 
 
 def _normalise(m: Any) -> np.ndarray:

@@ -19,35 +19,42 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .answer import AnswerStage, Request
+from .answer import AnswerStage, Request, check_question
 from .config import Settings
-from .embedding import Embedder, make_embedder
+from .embedding import Embedder, make_embedder, sentence_scorer
 from .errors import AssistantError
 from .gazetteer import Gazetteer
-from .index import ChunkStore, DocInfo, Store, drop_index
+from .index import ChunkStore, DocInfo, Store, drop_index, find_doc
+from .indicator_match import IndicatorMatch
+from .indicator_store import IndicatorStore
+from .indicator_table import IndicatorTable
 from .ingest import Ingestor, IngestProgress, IngestReport
 from .llm import LLM, OpenAIChatLLM
 from .prompts import PromptLibrary
 from .query import analyze, condense
 from .retrieval import HybridRetriever
+from .table_answer import TableAnswerer
 from .text import terms, warm_up
 from .types import Answer, Chunk, Filters, Warning
 
 History = Sequence[tuple[str, str]]  # (role, text), role in {"user", "assistant"}
-MAX_QUESTION_CHARS = 2000
 
 
 class Assistant:
     """Question answering over the indexed reports. See the module docstring."""
 
     def __init__(self, settings: Settings, *, embedder: Embedder | None = None, llm: LLM | None = None,
-                 store: Store | None = None, gazetteer: Gazetteer | None = None) -> None:
+                 store: Store | None = None, gazetteer: Gazetteer | None = None,
+                 indicators: IndicatorStore | None = None) -> None:
         self.settings = settings
         self.embedder = embedder or make_embedder(
             settings.embedding,
             llm_api_key=settings.llm.api_key.get_secret_value() if settings.llm.api_key else None,
             llm_base_url=settings.llm.base_url)
         self._store = store
+        # An injected chunk store (a test, the eval's copy) gets an in-memory indicator table unless given one.
+        self._indicators = indicators if indicators is not None else IndicatorStore(None) if store else None
+        self._table: IndicatorTable | None = None
         self._llm = llm
         self._llm_checked = llm is not None
         self._gazetteer = gazetteer or Gazetteer.default()
@@ -76,6 +83,14 @@ class Assistant:
         return self._store
 
     @property
+    def indicator_table(self) -> IndicatorTable:
+        """The indicator table (``DATA_DIR/indicators/<collection>.sqlite3``), matched with the embedder."""
+        with self._init_lock:
+            if self._table is None:
+                self._table = IndicatorTable.beside(self.settings.index, self.embedder, self._indicators)
+        return self._table
+
+    @property
     def retriever(self) -> HybridRetriever:
         if self._retriever is None:
             store = self.store
@@ -97,11 +112,11 @@ class Assistant:
     @property
     def answer_stage(self) -> AnswerStage:
         if self._stage is None:
-            llm = self.llm
+            llm, table = self.llm, TableAnswerer(self.indicator_table)
             with self._init_lock:
                 if self._stage is None:
                     self._stage = AnswerStage(self.settings.answer, self._prompts, llm, terms,
-                                              max_answer_tokens=self.settings.llm.max_answer_tokens)
+                                              max_answer_tokens=self.settings.llm.max_answer_tokens, table=table)
         return self._stage
 
     @property
@@ -126,11 +141,10 @@ class Assistant:
                 # rebuild is exactly how an index of another model gets replaced.
                 with self._init_lock:
                     store, self._store, self._retriever = self._store, None, None
-                if store is not None:
-                    store.reset()
-                else:
-                    drop_index(self.settings.index)
-            report = Ingestor(self.store, self.embedder, self.settings).run(paths, prune=prune, progress=progress)
+                store.reset() if store is not None else drop_index(self.settings.index)
+                self.indicator_table.store.reset()
+            report = Ingestor(self.store, self.embedder, self.settings, self.indicator_table.store).run(
+                paths, prune=prune, progress=progress)
             self.retriever.refresh()
             return report
 
@@ -140,20 +154,15 @@ class Assistant:
 
     def find_document(self, ref: str) -> DocInfo:
         """A document by id, id prefix, file name or stem."""
-        docs = self.documents()
-        hits = [d for d in docs if ref in (d.doc_id, Path(d.path).name, Path(d.path).stem)] or \
-               [d for d in docs if d.doc_id.startswith(ref)]
-        if len(hits) != 1:
-            known = ", ".join(f"{d.doc_id} ({Path(d.path).name})" for d in docs) or "none"
-            raise AssistantError(f"No single document matches {ref!r}.", f"Indexed documents: {known}.")
-        return hits[0]
+        return find_doc(self.documents(), ref)
 
     def remove(self, ref: str) -> DocInfo:
-        """Remove a document and its chunks from the index."""
+        """Remove a document, its chunks and its indicator records from the index."""
         d = self.find_document(ref)
         with self._ingest_lock:
             self.store.delete_manifest(d.path)
             self.store.delete_doc(d.doc_id)
+            self.indicator_table.store.delete_doc(d.doc_id)
             self.retriever.refresh()
         return d
 
@@ -166,13 +175,21 @@ class Assistant:
         if self.retriever.corpus.version != self.store.version():
             self.retriever.refresh()
 
+    # --- indicators ---------------------------------------------------------------
+
+    def indicators(self, metric: str | None = None, city: str | None = None, year: int | None = None,
+                   kind: str | None = None) -> list[IndicatorMatch]:
+        """Indicator records by city, year and kind; with ``metric``, those whose metric matches it,
+        best first, each labelled (``签约率 → 重点人群签约率（包含）``); ``indicator_table.conflicts()`` lists
+        figures two reports state differently. See :mod:`assistant.indicator_table`."""
+        return self.indicator_table.query(metric, city, year, kind, known_cities=self.retriever.corpus.cities())
+
     # --- questions ----------------------------------------------------------------
 
     def ask(self, question: str, *, city: str | None = None, year: int | None = None, doc: str | None = None,
             history: History | None = None) -> Answer:
         """Answer ``question`` from the reports, with citations (see :class:`Answer`)."""
-        parts = list(self.stream(question, city=city, year=year, doc=doc, history=history))
-        final = parts[-1]
+        final = list(self.stream(question, city=city, year=year, doc=doc, history=history))[-1]
         assert isinstance(final, Answer)
         return final
 
@@ -183,11 +200,7 @@ class Assistant:
 
         Stages: condense → analyze → embed (once) → retrieve → generate → finish.
         """
-        question = (question or "").strip()
-        if not question:
-            raise AssistantError("The question is empty.", "Type a question about the reports.")
-        if len(question) > MAX_QUESTION_CHARS:
-            raise AssistantError(f"The question is longer than {MAX_QUESTION_CHARS:,} characters.", "Shorten it.")
+        question = check_question(question)
         stage, corpus = self.answer_stage, self.retriever.corpus
         timings: list[tuple[str, float]] = []
         t = time.perf_counter()
@@ -219,7 +232,7 @@ class Assistant:
             closest = self.retriever.retrieve(standalone, Filters(), top_k=3, query_vector=qv)
             draft = stage.refuse(req, closest, outside_filters=True)
         else:
-            for part in stage.generate(req, corpus, self._sentence_sims):
+            for part in stage.generate(req, corpus, sentence_scorer(self.embedder)):
                 if isinstance(part, str):
                     streamed = True
                     yield part
@@ -229,10 +242,6 @@ class Assistant:
         if not streamed:
             yield answer.text
         yield answer
-
-    def _sentence_sims(self, question: str, sentences: list[str]) -> list[float]:
-        qv = self.embedder.embed_query(question)
-        return [float(x) for x in self.embedder.embed_passages(sentences) @ qv]
 
 
 __all__ = ["Assistant", "DocInfo"]

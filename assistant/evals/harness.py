@@ -179,7 +179,8 @@ def _for_mode(assistant: Assistant, mode: str | None) -> Assistant:
 
     s = assistant.settings
     offline = s.with_overrides(llm={"provider": "extractive"})
-    return Assistant(offline, embedder=assistant.embedder, store=assistant.store)
+    return Assistant(offline, embedder=assistant.embedder, store=assistant.store,
+                     indicators=assistant.indicator_table.store)
 
 
 def _citations(answer: Answer) -> tuple[dict[str, Any], ...]:
