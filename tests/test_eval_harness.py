@@ -40,7 +40,7 @@ _RATES_OUTSIDE_0_1 = ("n_", "latency_", "answer_chars", "prompt_tokens", "comple
 
 
 def subset(n_per_category: int = 2) -> list[GoldItem]:
-    """The first items of each category: 12 questions covering every kind."""
+    """The first items of each category: two questions of every kind."""
     items = load_gold(GOLD)
     return [it for cat in CATEGORIES for it in [i for i in items if i.category == cat][:n_per_category]]
 
@@ -163,7 +163,7 @@ def test_harness_end_to_end_writes_a_report(real_run: tuple[EvalRun, Path]) -> N
         for name, v in _rates(group).items():
             assert 0.0 <= v <= 1.0, (name, v)
     lines = (out / "items.jsonl").read_text(encoding="utf-8").splitlines()
-    assert len(lines) == 12
+    assert len(lines) == 2 * len(CATEGORIES)
     first = json.loads(lines[0])
     assert {"id", "question", "answer", "citations", "refused", "hit_rank", "facts_found", "facts_missing",
             "passed", "reasons"} <= set(first)
@@ -173,6 +173,10 @@ def test_harness_end_to_end_writes_a_report(real_run: tuple[EvalRun, Path]) -> N
     assert "| metric | ours | naive llama-index | BM25 only |" in summary
     assert run.metrics["hit@5"] >= 0.5  # a sanity bound for the working pipeline, not the gate
     assert check(run.flat_metrics, FLOORS) == []
+    # Indicator extraction: the records the ingest stored, scored against the bundled indicator gold.
+    assert doc["indicators"]["seeds"]["precision"] >= 0.95 and doc["indicators"]["seeds"]["recall"] >= 0.90
+    assert run.flat_metrics["indicators/seeds/recall"] == doc["indicators"]["seeds"]["recall"]
+    assert "## Indicator extraction" in summary and "seed reports (gated)" in summary
 
 
 def _broken_retrieve(self, question: str, filters, **kwargs) -> list[ScoredChunk]:
