@@ -120,16 +120,18 @@ class AnswerStage:
         fallback: tuple[Warning, ...] = ()
         t = time.perf_counter()
         table = self.table.lookup(req.standalone, req.info, corpus.chunks) if self.table is not None else None
+        looked_up = (("table", time.perf_counter() - t),) if self.table is not None else ()
         if table is not None and (table.refusal is not None or self.llm is None):
             draft = table_draft(table)
             if draft.refusal is not None:  # point to the sections that came closest, as every refusal does
                 draft = replace(draft, refusal=replace(draft.refusal, closest=tuple(req.contexts[:3])))
             yield replace(draft, mode="llm" if self.llm else "extractive", model=self.llm.model if self.llm else None,
-                          timings=(("table", time.perf_counter() - t),))
+                          timings=looked_up)
             return
         if self.llm is not None:
             try:
-                yield from self._generate_llm(req, self.llm, table, corpus)
+                for part in self._generate_llm(req, self.llm, table, corpus):
+                    yield replace(part, timings=(*looked_up, *part.timings)) if isinstance(part, Draft) else part
                 return
             except (LLMAuthError, LLMModelNotFoundError):
                 raise
@@ -143,7 +145,7 @@ class AnswerStage:
         draft = extractive_answer(req.info, req.contexts, corpus.keyword, self.tokenize, self.settings,
                                   sentence_scorer=scorer, corpus=corpus.chunks)
         draft = replace(draft, warnings=fallback + draft.warnings,
-                        timings=(("generate", time.perf_counter() - t),))
+                        timings=(*looked_up, ("generate", time.perf_counter() - t)))
         yield draft
 
     def prompt(self, req: Request, context_window: int, table: TableResult | None = None,

@@ -31,6 +31,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -74,6 +75,7 @@ class IndicatorMatch:
 
     @property
     def indicator(self) -> Indicator:
+        """The record's :class:`~assistant.indicators.Indicator`."""
         return self.record.indicator
 
     @property
@@ -92,6 +94,7 @@ SYNONYMS: tuple[tuple[str, str], ...] = (
 )
 
 
+@lru_cache(maxsize=8192)
 def _fold(name: str) -> str:
     folded = re.sub(r"的", "", normalize_metric(name))
     for word, same in SYNONYMS:
@@ -234,11 +237,13 @@ class MetricMatcher:
     def rank(self, asked: str, records: Sequence[IndicatorRecord]) -> list[IndicatorMatch]:
         """Every record scored for ``asked``, best first (ties keep document order)."""
         names = list(dict.fromkeys(r.indicator.metric for r in records))
-        # Only names sharing a character bigram with the question are worth an embedding call.
-        folded = _fold(asked)
-        worth = [n for n in names if set(_bigrams(folded)) & set(_bigrams(_fold(n)))]
+        # Vectors only where they can change the outcome: a name already related by its characters (the
+        # bonus lifts a match; a paraphrase needs the same head), never the hundreds of unrelated ones.
+        chars = {n: ngram_score(asked, n) for n in names}
+        worth = [n for n, sc in chars.items() if sc.score < 1.0 and (sc.score >= MATCH_THRESHOLD - EMBEDDING_WEIGHT
+                                                                     or same_head(asked, n))]
         cos = self._cosines(asked, worth)
-        scores = {n: self.score(asked, n, cos.get(n)) for n in names}
+        scores = {n: self.score(asked, n, cos.get(n)) if n in cos else chars[n] for n in names}
         out = [IndicatorMatch(r, scores[r.indicator.metric].score, asked, scores[r.indicator.metric].how)
                for r in records]
         return sorted(out, key=lambda m: -m.score)

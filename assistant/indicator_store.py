@@ -87,6 +87,7 @@ class IndicatorStore:
 
     @property
     def location(self) -> str:
+        """The file the table lives in (``:memory:`` for an in-memory table)."""
         return str(self._path) if self._path is not None else ":memory:"
 
     def _check_schema(self) -> None:
@@ -145,6 +146,7 @@ class IndicatorStore:
             return {r[0] for r in self._db.execute("SELECT DISTINCT doc_id FROM indicators")}
 
     def count(self) -> int:
+        """How many records the table holds."""
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM indicators").fetchone()[0])
 
@@ -178,6 +180,7 @@ class IndicatorStore:
         return str(row[0]) if row else "0"
 
     def close(self) -> None:
+        """Close the connection (the table is unusable afterwards)."""
         with self._lock:
             self._db.close()
 

@@ -26,6 +26,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .indicator_match import IndicatorMatch, compatible, find_conflicts
 from .indicator_table import IndicatorTable
@@ -104,7 +105,12 @@ def _best(matches: list[IndicatorMatch], kind: Kind | None, ranks: bool = False)
 def _literal_in(metric: str, chunks: Sequence[Chunk], scope: Filters) -> bool:
     """Does a report in scope write ``metric`` word for word? Then the extractor missed it; never refuse."""
     want = normalize_metric(metric)
-    return any(want in normalize_metric(c.text) for c in chunks if _chunk_in_scope(c, scope))
+    return any(want in _normalized(c.text) for c in chunks if _chunk_in_scope(c, scope))
+
+
+@lru_cache(maxsize=4096)
+def _normalized(text: str) -> str:
+    return normalize_metric(text)
 
 
 def _chunk_in_scope(c: Chunk, g: Filters) -> bool:

@@ -47,6 +47,7 @@ def source_link(record_id: str) -> str:
 
 
 def kind_label(kind: str) -> str:
+    """实际 / 目标 / 变化 for ``achieved`` / ``target`` / ``change``."""
     return KIND_LABELS.get(kind, kind)
 
 
@@ -94,6 +95,7 @@ def viewer_html(record: IndicatorRecord, chunk: Chunk | None, lang: Mapping[str,
 
 
 def viewer_title(record: IndicatorRecord) -> str:
+    """``东莞市 2024 《title》 › section › path``: where the viewer's section comes from."""
     i = record.indicator
     path = " › ".join(i.section_path)
     return f"{i.city or ''} {i.year or ''} 《{record.title}》" + (f" › {path}" if path else "")
