@@ -28,7 +28,7 @@ from .index import ChunkStore, DocInfo, Store, drop_index, find_doc
 from .indicator_match import IndicatorMatch
 from .indicator_store import IndicatorStore
 from .indicator_table import IndicatorTable
-from .ingest import Ingestor, IngestProgress, IngestReport
+from .ingest import Ingestor, IngestProgress, IngestReport, repair_indicators
 from .llm import LLM, OpenAIChatLLM
 from .prompts import PromptLibrary
 from .query import analyze, condense
@@ -84,11 +84,15 @@ class Assistant:
 
     @property
     def indicator_table(self) -> IndicatorTable:
-        """The indicator table (``DATA_DIR/indicators/<collection>.sqlite3``), matched with the embedder."""
+        """The indicator table (``DATA_DIR/indicators/<collection>.sqlite3``), matched with the embedder;
+        completed from the stored chunks on first use (another machine may have ingested them)."""
         with self._init_lock:
-            if self._table is None:
-                self._table = IndicatorTable.beside(self.settings.index, self.embedder, self._indicators)
-        return self._table
+            fresh = self._table is None
+            table = self._table = self._table or IndicatorTable.beside(self.settings.index, self.embedder,
+                                                                       self._indicators)
+        if fresh:
+            repair_indicators(self.store, table.store)
+        return table
 
     @property
     def retriever(self) -> HybridRetriever:
@@ -143,8 +147,8 @@ class Assistant:
                     store, self._store, self._retriever = self._store, None, None
                 store.reset() if store is not None else drop_index(self.settings.index)
                 self.indicator_table.store.reset()
-            report = Ingestor(self.store, self.embedder, self.settings, self.indicator_table.store).run(
-                paths, prune=prune, progress=progress)
+            ingestor = Ingestor(self.store, self.embedder, self.settings, self.indicator_table.store)
+            report = ingestor.run(paths, prune=prune, progress=progress)
             self.retriever.refresh()
             return report
 
@@ -167,8 +171,8 @@ class Assistant:
         return d
 
     def chunks_of(self, ref: str) -> list[Chunk]:
-        d = self.find_document(ref)
-        return [c for c in self.retriever.corpus.chunks if c.doc_id == d.doc_id]
+        doc_id = self.find_document(ref).doc_id
+        return [c for c in self.retriever.corpus.chunks if c.doc_id == doc_id]
 
     def refresh(self) -> None:
         """Reload the corpus if another process changed the index."""
@@ -179,9 +183,8 @@ class Assistant:
 
     def indicators(self, metric: str | None = None, city: str | None = None, year: int | None = None,
                    kind: str | None = None) -> list[IndicatorMatch]:
-        """Indicator records by city, year and kind; with ``metric``, those whose metric matches it,
-        best first, each labelled (``签约率 → 重点人群签约率（包含）``); ``indicator_table.conflicts()`` lists
-        figures two reports state differently. See :mod:`assistant.indicator_table`."""
+        """Indicator records by city, year and kind; with ``metric``, those whose metric matches it, best
+        first, each labelled (``签约率 → 重点人群签约率（包含）``). See :mod:`assistant.indicator_table`."""
         return self.indicator_table.query(metric, city, year, kind, known_cities=self.retriever.corpus.cities())
 
     # --- questions ----------------------------------------------------------------
@@ -227,8 +230,7 @@ class Assistant:
         req = Request(question, standalone, info, tuple(contexts))
         streamed = False
         if not contexts:
-            # Nothing under these filters (a city or year the reports don't cover): refuse
-            # without asking anyone, naming the closest sections found without filters.
+            # Nothing under these filters (a city or year no report covers): refuse, naming the closest sections.
             closest = self.retriever.retrieve(standalone, Filters(), top_k=3, query_vector=qv)
             draft = stage.refuse(req, closest, outside_filters=True)
         else:

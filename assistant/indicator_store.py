@@ -3,8 +3,8 @@
 * One file per index, beside it in the local data dir: ``DATA_DIR/indicators/<collection>.sqlite3``
   (:func:`indicator_path`).  The eval's own index has its own collection, so its table never mixes
   with a user's.  With ``CHROMA_HOST`` set the chunks live on the server but the table still lives in
-  the local data dir: a second machine using the same server rebuilds it from the stored chunks the
-  first time it ingests (:meth:`assistant.ingest.Ingestor.reconcile`), without re-embedding.
+  the local data dir: a second machine using the same server builds it from the stored chunks the
+  first time it opens it (:func:`assistant.ingest.repair_indicators`), without re-embedding.
 * Written by ingest with the chunks (:meth:`IndicatorStore.replace_doc`), removed with the document
   (:meth:`IndicatorStore.delete_doc`); the ``docs`` table says which documents were extracted and by
   which extractor version, so reconcile can tell a missing or stale document from one that states no

@@ -120,6 +120,29 @@ def fingerprint(path: Path, chunk_settings: ChunkSettings) -> str:
     return h.hexdigest()
 
 
+def repair_indicators(store: Store, table: IndicatorStore) -> list[str]:
+    """Make ``table`` hold the records of exactly the documents ``store``'s manifest owns: records of
+    other documents are dropped; a document whose records are missing (a crash, or an index another
+    machine built on a Chroma server) or came from an older extractor is re-extracted from its stored
+    chunks, without re-embedding. Returns what was repaired."""
+    repaired: list[str] = []
+    owned = {e.doc_id for e in store.manifest()}
+    extracted = table.docs()
+    for doc_id in sorted((set(extracted) | table.record_doc_ids()) - owned):
+        table.delete_doc(doc_id)
+        repaired.append(f"dropped the indicator records of {doc_id} (no indexed document owns them)")
+    stale = sorted(d for d in owned if extracted.get(d) != EXTRACTOR_VERSION)
+    if stale:
+        chunks = [c for c, _t in store.all_chunks() if c.doc_id in stale]
+        for doc_id in stale:
+            records = extract_document([c for c in chunks if c.doc_id == doc_id])
+            table.replace_doc(doc_id, records)
+            why = "missing" if doc_id not in extracted else f"extractor {extracted[doc_id]} → {EXTRACTOR_VERSION}"
+            repaired.append(f"re-extracted {len(records)} indicator records of {doc_id} from its stored chunks "
+                            f"({why})")
+    return repaired
+
+
 class Ingestor:
     """Writes files into a :class:`~assistant.index.Store` with an :class:`Embedder`."""
 
@@ -138,25 +161,7 @@ class Ingestor:
         re-extracted from its stored chunks, without re-embedding. Returns what was repaired."""
         repaired = self._reconcile_chunks()
         if self._indicators is not None:
-            repaired += self._reconcile_indicators(self._indicators)
-        return repaired
-
-    def _reconcile_indicators(self, table: IndicatorStore) -> list[str]:
-        repaired: list[str] = []
-        owned = {e.doc_id for e in self._store.manifest()}
-        extracted = table.docs()
-        for doc_id in sorted((set(extracted) | table.record_doc_ids()) - owned):
-            table.delete_doc(doc_id)
-            repaired.append(f"dropped the indicator records of {doc_id} (no indexed document owns them)")
-        stale = sorted(d for d in owned if extracted.get(d) != EXTRACTOR_VERSION)
-        if stale:
-            chunks = [c for c, _t in self._store.all_chunks() if c.doc_id in stale]
-            for doc_id in stale:
-                records = extract_document([c for c in chunks if c.doc_id == doc_id])
-                table.replace_doc(doc_id, records)
-                why = "missing" if doc_id not in extracted else f"extractor {extracted[doc_id]} → {EXTRACTOR_VERSION}"
-                repaired.append(f"re-extracted {len(records)} indicator records of {doc_id} from its stored chunks "
-                                f"({why})")
+            repaired += repair_indicators(self._store, self._indicators)
         return repaired
 
     def _reconcile_chunks(self) -> list[str]:

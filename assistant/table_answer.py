@@ -223,7 +223,7 @@ def _ranked(tq: TableQuestion, matches: list[IndicatorMatch]) -> TableResult | N
     derived: tuple[Derived, ...] = ()
     if len(rows) > 1:
         first = rows[0].indicator
-        word = "最高" if descending else "最低"
+        word = ("最高" if descending else "最低") if _is_rate(unit) else ("最多" if descending else "最少")
         op = " > " if descending else " < "
         derived = (Derived(f"{word}的是{_place(first)}（{_number(first)}）",
                            op.join(_number(m.indicator) for m in rows), (), tuple(range(len(rows)))),)
@@ -244,7 +244,8 @@ def _derive(tq: TableQuestion, per_group: Sequence[Sequence[IndicatorMatch]]) ->
     if tq.intent == "compare":
         hi, lo = (a, b) if a.value >= b.value else (b, a)
         gap, unit = _fmt(hi.value - lo.value), _diff_unit(a.unit)
-        text = f"{_place(hi)}更高，高出{gap}{unit}" if a.value != b.value else "两者相同"
+        more = "更高，高出" if _is_rate(a.unit) else "更多，多"
+        text = f"{_place(hi)}{more}{gap}{unit}" if a.value != b.value else "两者相同"
         return (Derived(text, f"{_number(hi)} − {_number(lo)} = {gap}{unit}", (f"{gap}{unit}",), (i_a, i_b)),)
     early, late = (a, b) if (a.year or 0) <= (b.year or 0) else (b, a)
     diff = late.value - early.value
@@ -263,6 +264,11 @@ _KIND_WORD = {"target": "目标", "achieved": "", "change": "变化"}
 
 def _fmt(x: float) -> str:
     return f"{round(x, 4):g}"
+
+
+def _is_rate(unit: str) -> bool:
+    """A level (rate, share, per-population figure) is higher or lower; a count is more or fewer."""
+    return unit in ("%", "‰", "百分点", "") or unit.startswith("/")
 
 
 def _diff_unit(unit: str) -> str:

@@ -73,9 +73,13 @@ class _StubAssistant:
     """Just enough of Assistant for the argument checks (no index, no model)."""
 
     def __init__(self) -> None:
+        from assistant.indicator_store import IndicatorStore
+        from assistant.indicator_table import IndicatorTable
+
         self.settings = Settings(llm=LLMSettings(provider="extractive"))
         self.llm = None
         self.mode = "extractive"
+        self.indicator_table = IndicatorTable(IndicatorStore(None))  # holds nothing: extraction scores 0
 
     def ask(self, question: str) -> Answer:
         return Answer(question=question, text="所提供的报告中没有找到。", citations=(), refusal=Refusal("no_evidence"),
@@ -101,6 +105,7 @@ def test_always_refusing_assistant_scores_as_such(tmp_path: Path) -> None:
     assert run.metrics["hit@5"] == 0.0
     assert {f.item.category for f in run.failures()} == set(CATEGORIES) - set(UNANSWERABLE_CATEGORIES)
     assert "false_refusal" in run.failures_by_cause()
+    assert run.indicators["seeds"]["recall"] == 0.0  # an empty table recalls nothing
     out = write_report(run, tmp_path, stamp="20250101-000000", charts=False)
     assert (tmp_path / "LATEST").read_text().strip() == "20250101-000000"
     assert "false_refusal" in (out / "summary.md").read_text(encoding="utf-8")

@@ -101,12 +101,13 @@ def test_reconcile_drops_orphans_and_reextracts_missing_records_without_embeddin
     table.replace_doc("gone", extract_document([orphan]))  # records of a document no manifest entry owns
     assert "gone" in table.record_doc_ids()
     embedder = HashEmbedder()
-    b = make(embedder)
-    report = b.ingest([src])
-    assert embedder.calls == 0  # rebuilt from the stored chunks, nothing re-embedded
+    report = a.ingest([src])  # its run starts with reconcile()
     assert any("re-extracted" in r and doc_id in r for r in report.repaired)
     assert any("dropped the indicator records of gone" in r for r in report.repaired)
-    assert values(b, doc_id) == before and "gone" not in b.indicator_table.store.docs()
+    assert values(a, doc_id) == before and "gone" not in table.docs() and "gone" not in table.record_doc_ids()
+    table.delete_doc(doc_id)
+    b = make(embedder)  # another process repairs on first use, before any ingest
+    assert values(b, doc_id) == before and embedder.calls == 0  # from the stored chunks, nothing re-embedded
 
 
 def test_reconcile_reextracts_documents_of_an_older_extractor(make: Callable[..., Assistant], src: Path) -> None:
@@ -116,9 +117,22 @@ def test_reconcile_reextracts_documents_of_an_older_extractor(make: Callable[...
     doc_id = next(iter(table.docs()))
     records = table.records(doc_ids=[doc_id])
     table.replace_doc(doc_id, records[:3], extractor="0")
-    report = make().ingest([src])
+    report = a.ingest([src])
     assert any("extractor 0 →" in r for r in report.repaired)
-    assert len(values(make(), doc_id)) == len(records)
+    assert len(values(a, doc_id)) == len(records)
+
+
+def test_a_missing_table_is_rebuilt_from_the_stored_chunks_on_first_use(make: Callable[..., Assistant],
+                                                                         src: Path) -> None:
+    a = make()
+    a.ingest([src])
+    n = a.indicator_table.store.count()
+    path = Path(a.indicator_table.store.location)
+    a.indicator_table.store.close()
+    path.unlink()  # another machine on the same Chroma server has no local table
+    embedder = HashEmbedder()
+    b = make(embedder)
+    assert len(b.indicators()) == n and embedder.calls == 0  # no ingest, nothing embedded
 
 
 def test_an_injected_chunk_store_gets_a_table_of_its_own(make: Callable[..., Assistant]) -> None:

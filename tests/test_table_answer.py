@@ -126,7 +126,7 @@ def test_two_cities_each_figure_cited_to_its_sentence(assistant: Assistant) -> N
 
 def test_which_is_higher_is_computed_and_shows_its_arithmetic(assistant: Assistant) -> None:
     ans = assistant.ask("湖州和绍兴2024年的新增托位哪个更多?")
-    assert "绍兴市2024年更高，高出900个[1][2]（计算：4100个 − 3200个 = 900个）" in ans.text
+    assert "绍兴市2024年更多，多900个[1][2]（计算：4100个 − 3200个 = 900个）" in ans.text
     (note,) = ans.warnings_of(WarningKind.COMPUTED)
     assert "4100个 − 3200个 = 900个" in note.text
     assert [s.reason for s in ans.sentences][-1] == "computed"  # marked, not hidden, not flagged
@@ -194,7 +194,7 @@ def test_llm_mode_gets_the_records_as_a_table_and_may_state_computed_numbers(ass
     llm_assistant = Assistant(assistant.settings, embedder=assistant.embedder, store=assistant.store,
                               indicators=assistant.indicator_table.store, llm=FakeLLM(reply))
     ans = llm_assistant.ask("湖州和绍兴2024年的新增托位哪个更多?")
-    assert "从报告中抽取的指标表" in seen[0] and "（计算）绍兴市2024年更高" in seen[0]
+    assert "从报告中抽取的指标表" in seen[0] and "（计算）绍兴市2024年更多" in seen[0]
     assert ans.mode == "llm" and not ans.unsupported and [s.reason for s in ans.sentences] == ["computed"]
     assert ans.warnings_of(WarningKind.COMPUTED) and {f.city for f in ans.figures} == {"湖州市", "绍兴市"}
     assert all(f.marker > 0 for f in ans.figures)
