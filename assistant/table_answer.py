@@ -114,8 +114,8 @@ def _normalized(text: str) -> str:
 
 
 def _chunk_in_scope(c: Chunk, g: Filters) -> bool:
-    return (not g.cities or c.city in g.cities) and (not g.years or c.year in g.years or
-                                                      (c.year is None and bool(set(c.doc_years) & set(g.years))))
+    return (not g.cities or c.city in g.cities) and (not g.doc_ids or c.doc_id in g.doc_ids) and \
+        (not g.years or c.year in g.years or (c.year is None and bool(set(c.doc_years) & set(g.years))))
 
 
 class TableAnswerer:

@@ -146,10 +146,11 @@ def parse_table_question(question: str, info: QueryInfo) -> TableQuestion | None
     metric = asked_metric(question, [*info.cities, *info.unknown_places])
     if not metric:
         return None
+    f = info.filters  # what the question names, or the filters the user set (a sidebar city, a report)
     if info.groups:
         groups = tuple(info.groups)
-    elif info.cities or info.years:
-        groups = (Filters(cities=info.cities, years=info.years),)
+    elif f.cities or f.years or f.doc_ids:
+        groups = (Filters(cities=f.cities, years=f.years, doc_ids=f.doc_ids),)
     else:
         groups = ()
     if _RANK_RE.search(question) and (_ORDER_RE.search(question) or _DIRECTION_RE.search(question)

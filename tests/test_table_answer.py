@@ -156,6 +156,13 @@ def test_near_miss_metric_is_refused_naming_what_the_report_states(assistant: As
     assert ans.refusal.closest  # points to the sections that came closest, as every refusal does
 
 
+def test_filters_the_user_set_scope_the_table_too(assistant: Assistant) -> None:
+    ans = assistant.ask("常住人口签约率是多少?", city="绍兴市", year=2024)  # the sidebar names the place
+    assert ans.refusal is not None and ans.refusal.reason == "near_miss" and "重点人群签约率" in ans.text
+    ans = assistant.ask("常住人口签约率是多少?", city="湖州市", year=2024)
+    assert not ans.refused and "56.3%" in ans.text
+
+
 def test_one_city_lacking_the_measure_is_said_so_in_a_comparison(assistant: Assistant) -> None:
     ans = assistant.ask("湖州和绍兴2024年的常住人口签约率分别是多少?")
     assert "湖州市2024年 常住人口家庭医生签约率：56.3%[1]" in ans.text  # the same measure as 常住人口签约率
