@@ -2,14 +2,17 @@
 
 Two steps, whatever the mode:
 
-1. :meth:`AnswerStage.generate` writes a :class:`~assistant.types.Draft`: with an LLM,
-   the prompt (numbered sources fenced as data, under a token budget) is streamed
-   through the model; offline, or when the LLM fails, the extractive answerer quotes
-   report sentences.  A refusal is data (:class:`~assistant.types.Refusal`), never a
-   phrase to match later.
+1. :meth:`AnswerStage.generate` writes a :class:`~assistant.types.Draft`.  The indicator
+   table is consulted first (:mod:`assistant.table_answer`): comparisons, rankings, trends
+   and near-miss metrics are answered (or refused) from its records.  Otherwise, with an
+   LLM, the prompt (numbered sources fenced as data, under a token budget; the matched
+   records as a table when there are any) is streamed through the model; offline, or
+   when the LLM fails, the extractive answerer quotes report sentences.  A refusal is
+   data (:class:`~assistant.types.Refusal`), never a phrase to match later.
 2. :meth:`AnswerStage.finish` verifies the draft (markers to no source dropped; each
-   sentence's numbers found in what it cites), picks the cited sentences and returns the
-   :class:`Answer` with typed warnings.
+   sentence's numbers found in what it cites, except numbers the draft computed, which
+   are marked as such), picks the cited sentences and returns the :class:`Answer` with
+   typed warnings.
 
 >>> from assistant.types import Draft
 >>> stage = AnswerStage(AnswerSettings(), PromptLibrary(), None, lambda t: list(t))
@@ -30,7 +33,7 @@ from typing import Any
 from .config import AnswerSettings
 from .context import Source, assemble, budget, cite, prompt_tokens, render_sources
 from .embedding import Embedder
-from .errors import LLMAuthError, LLMError, LLMModelNotFoundError
+from .errors import AssistantError, LLMAuthError, LLMError, LLMModelNotFoundError
 from .evidence import (
     Candidate,
     SentenceModel,
@@ -43,13 +46,39 @@ from .evidence import (
 )
 from .extractive import answer as extractive_answer
 from .llm import LLM, Completion, Message
+from .numbers import number_supported, numbers_to_check
 from .prompts import PromptLibrary
 from .query import QueryInfo
 from .retrieval import Corpus
-from .types import REFUSAL_PHRASE, Answer, Citation, Draft, ScoredChunk, SentenceCheck, Warning, WarningKind
+from .table_answer import TableAnswerer, TableResult, computed_numbers, figures_table
+from .table_answer import draft as table_draft
+from .types import (
+    REFUSAL_PHRASE,
+    Answer,
+    Citation,
+    Draft,
+    FigureRow,
+    ScoredChunk,
+    SentenceCheck,
+    Warning,
+    WarningKind,
+)
 from .verification import split_answer_sentences, verify_answer
 
 _PROMPT_SLACK = 200  # tokens for the chat format and the filter line
+
+
+MAX_QUESTION_CHARS = 2000
+
+
+def check_question(question: str | None) -> str:
+    """The question stripped; :class:`AssistantError` when it is empty or too long."""
+    q = (question or "").strip()
+    if not q:
+        raise AssistantError("The question is empty.", "Type a question about the reports.")
+    if len(q) > MAX_QUESTION_CHARS:
+        raise AssistantError(f"The question is longer than {MAX_QUESTION_CHARS:,} characters.", "Shorten it.")
+    return q
 
 
 @dataclass(frozen=True)
@@ -66,6 +95,7 @@ class Request:
     timings: tuple[tuple[str, float], ...] = ()
     notes: tuple[Warning, ...] = ()
     evidence: tuple[Candidate, ...] | None = None  # scored sentences of ``contexts`` (assess)
+    closest: tuple[ScoredChunk, ...] = ()  # no context matched the filters: the nearest sections anywhere
 
 
 def consistent(c: Candidate, info: QueryInfo) -> bool:
@@ -95,7 +125,8 @@ class AnswerStage:
 
     def __init__(self, settings: AnswerSettings, prompts: PromptLibrary, llm: LLM | None,
                  tokenize: Callable[[str], list[str]], *, max_answer_tokens: int = 800,
-                 model: SentenceModel | None = None, embedder: Embedder | None = None) -> None:
+                 model: SentenceModel | None = None, embedder: Embedder | None = None,
+                 table: TableAnswerer | None = None) -> None:
         self.settings = settings
         self.model = model or (load_model(settings.model_path) if settings.model_path else default_model())
         self.prompts = prompts
@@ -103,6 +134,7 @@ class AnswerStage:
         self.tokenize = tokenize
         self.max_answer_tokens = max_answer_tokens
         self.embedder = embedder
+        self.table = table
 
     @property
     def mode(self) -> str:
@@ -125,20 +157,38 @@ class AnswerStage:
         is raised, since every later question would fail the same way.
         """
         fallback: tuple[Warning, ...] = ()
+        t = time.perf_counter()
+        table = self.table.lookup(req.standalone, req.info, corpus.chunks) if self.table is not None else None
+        looked_up = (("table", time.perf_counter() - t),) if self.table is not None else ()
+        if table is not None and (table.refusal is not None or self.llm is None):
+            draft = table_draft(table)
+            if draft.refusal is not None:  # point to the sections that came closest, as every refusal does
+                draft = replace(draft, refusal=replace(draft.refusal, closest=tuple(req.contexts[:3])))
+            yield replace(draft, mode="llm" if self.llm else "extractive", model=self.llm.model if self.llm else None,
+                          timings=looked_up)
+            return
+        if not req.contexts:  # nothing under these filters (a city or year no report covers)
+            yield self.refuse(req, req.closest, outside_filters=True)
+            return
         if self.llm is not None:
             try:
-                yield from self._generate_llm(req, self.llm)
+                for part in self._generate_llm(req, self.llm, table, corpus):
+                    yield replace(part, timings=(*looked_up, *part.timings)) if isinstance(part, Draft) else part
                 return
             except (LLMAuthError, LLMModelNotFoundError):
                 raise
             except LLMError as exc:
                 fallback = (Warning(WarningKind.FALLBACK, f"LLM 调用失败，已改用离线抽取模式回答（{exc.message}）。"),)
+                if table is not None:
+                    offline = table_draft(table)
+                    yield replace(offline, warnings=fallback + offline.warnings)
+                    return
         t = time.perf_counter()
         weights = term_weights(question_terms(req.info, self.tokenize), corpus.keyword)
         draft = extractive_answer(req.info, req.contexts, self.evidence(req, corpus), weights, self.tokenize,
                                   self.settings, self.model, corpus=corpus.chunks)
         draft = replace(draft, warnings=fallback + draft.warnings,
-                        timings=(("generate", time.perf_counter() - t),))
+                        timings=(*looked_up, ("generate", time.perf_counter() - t)))
         yield draft
 
     def evidence(self, req: Request, corpus: Corpus) -> tuple[Candidate, ...]:
@@ -157,14 +207,19 @@ class AnswerStage:
 
     def assess(self, req: Request, corpus: Corpus, widen: Callable[[], Sequence[ScoredChunk]] | None = None) -> Request:
         """Score the evidence; when inferred filters left none good enough, look in the
-        whole corpus (``widen``) and keep what does not contradict them (see :func:`relax`)."""
+        whole corpus (``widen``) and keep what does not contradict them (see :func:`consistent`).
+        When nothing matched the filters at all, the nearest sections anywhere are kept for the
+        refusal to name."""
         ev = self.evidence(req, corpus)
         req = replace(req, evidence=ev)
-        if widen is None or not req.info.filters.inferred or req.info.filters.empty:
+        if widen is None:
             return req
+        if not req.info.filters.inferred or req.info.filters.empty:
+            return req if req.contexts else replace(req, closest=tuple(widen())[:3])
         if max((c.score for c in ev), default=0.0) >= self.model.threshold:
             return req
         wide = tuple(widen())
+        req = replace(req, closest=wide[:3])
         wide_req = replace(req, contexts=wide, evidence=None)
         wide_ev = tuple(c for c in self.evidence(wide_req, corpus) if consistent(c, req.info))
         if max((c.score for c in wide_ev), default=0.0) < self.model.threshold:
@@ -173,21 +228,34 @@ class AnswerStage:
                        f"在推断的筛选条件（{req.info.filters.describe()}）下没有找到答案，已在全部报告中检索。")
         return replace(wide_req, evidence=wide_ev, notes=(*req.notes, note))
 
-    def prompt(self, req: Request, context_window: int) -> tuple[list[Message], list[Source]]:
-        """The chat messages for ``req`` and the numbered sources they hold (none: refuse)."""
-        template = "comparison" if req.info.comparison else "qa"
+    def prompt(self, req: Request, context_window: int, table: TableResult | None = None,
+               corpus: Corpus | None = None) -> tuple[list[Message], list[Source]]:
+        """The chat messages for ``req`` and the numbered sources they hold (none: refuse).
+
+        With a ``table`` result the chunks holding its records come first among the sources and the
+        ``figures`` template lists the records as a table that cites them."""
+        template = "figures" if table is not None else "comparison" if req.info.comparison else "qa"
+        contexts = req.contexts
+        if table is not None and corpus is not None:
+            held = [ScoredChunk(corpus.by_id[m.record.chunk_id], 1.0) for m in table.rows
+                    if m.record.chunk_id in corpus.by_id]
+            first = list({sc.chunk.chunk_id: sc for sc in held}.values())
+            contexts = (*first, *(sc for sc in req.contexts if sc.chunk.chunk_id not in {x.chunk.chunk_id
+                                                                                          for x in first}))
         system = self.prompts.render("system")
         overhead = prompt_tokens(system, self.prompts.get(template).text, req.standalone) + _PROMPT_SLACK
-        sources = assemble(req.contexts, budget(context_window, self.max_answer_tokens, overhead,
-                                                self.settings.source_tokens))
-        user = self.prompts.render(
-            template, question=req.standalone, sources=render_sources(sources),
-            valid_markers=" ".join(f"[{s.number}]" for s in sources), filters=req.info.filters.describe())
-        return [Message("system", system), Message("user", user)], sources
+        sources = assemble(contexts, budget(context_window, self.max_answer_tokens, overhead,
+                                            self.settings.source_tokens))
+        values = {"question": req.standalone, "sources": render_sources(sources),
+                  "valid_markers": " ".join(f"[{s.number}]" for s in sources), "filters": req.info.filters.describe()}
+        if table is not None:
+            values["figures"] = figures_table(table, {s.sc.chunk.chunk_id: s.number for s in sources})
+        return [Message("system", system), Message("user", self.prompts.render(template, **values))], sources
 
-    def _generate_llm(self, req: Request, llm: LLM) -> Iterator[str | Draft]:
+    def _generate_llm(self, req: Request, llm: LLM, table: TableResult | None = None,
+                      corpus: Corpus | None = None) -> Iterator[str | Draft]:
         t = time.perf_counter()
-        messages, sources = self.prompt(req, llm.context_window)
+        messages, sources = self.prompt(req, llm.context_window, table, corpus)
         if not sources:
             yield Draft(text="", mode="llm", refusal=req.info.refusal("no_evidence", req.contexts), model=llm.model)
             return
@@ -203,9 +271,18 @@ class AnswerStage:
         if completion is None:
             raise LLMError("The LLM stream ended without a final message.", retryable=True)
         timings.append(("generate", time.perf_counter() - t))
+        figures: tuple[FigureRow, ...] = ()
+        notes: tuple[Warning, ...] = ()
+        if table is not None:
+            numbers = {s.sc.chunk.chunk_id: s.number for s in sources}
+            base = table_draft(table)
+            figures = tuple(replace(f, marker=numbers.get(m.record.chunk_id, 0))
+                            for f, m in zip(base.figures, table.rows, strict=True))
+            notes = base.warnings
         yield Draft(text=completion.text, mode="llm", evidence=tuple((s.number, s.sc.chunk.text) for s in sources),
                     sources=tuple(s.sc for s in sources), usage=completion.usage, model=completion.model,
-                    timings=tuple(timings))
+                    timings=tuple(timings), figures=figures, warnings=notes,
+                    computed=computed_numbers(table) if table is not None else ())
 
     # --- finishing --------------------------------------------------------------------
 
@@ -213,6 +290,8 @@ class AnswerStage:
         """Verify ``draft`` and build the :class:`Answer` (the only place one is built)."""
         t = time.perf_counter()
         verified = verify_answer(draft.text, dict(draft.evidence))
+        if draft.computed:
+            verified = replace(verified, sentences=tuple(_computed(s, draft.computed) for s in verified.sentences))
         refusal = draft.refusal
         if refusal is None and draft.mode == "llm" and REFUSAL_PHRASE in draft.text and not verified.cited:
             # The model said the sources do not answer: keep its words, point to the nearest sections.
@@ -237,6 +316,7 @@ class AnswerStage:
             warnings=tuple(notes), sentences=sentences, contexts=tuple(contexts), filters=req.info.filters,
             standalone_question=req.standalone if req.standalone != req.question else None, usage=draft.usage,
             timings=(*req.timings, *draft.timings, ("verify", time.perf_counter() - t)), model=draft.model,
+            figures=draft.figures if refusal is None else (),
         )
 
     def _cite(self, text: str, sentences: Sequence[SentenceCheck],
@@ -248,4 +328,17 @@ class AnswerStage:
         return cite(per_sentence, numbered, self.tokenize)
 
 
-__all__ = ["AnswerStage", "Request", "unsupported_warning"]
+def _computed(check: SentenceCheck, computed: Sequence[str]) -> SentenceCheck:
+    """A sentence flagged only for numbers the draft computed (and shows the arithmetic of) is
+    supported, with reason ``computed``: marked, not hidden."""
+    if check.supported or not check.missing_numbers:
+        return check
+    derived = "\n".join(computed)
+    for raw in check.missing_numbers:
+        mentions = numbers_to_check(raw)
+        if not mentions or not all(number_supported(n, derived) for n in mentions):
+            return check
+    return replace(check, supported=True, reason="computed")
+
+
+__all__ = ["MAX_QUESTION_CHARS", "AnswerStage", "Request", "check_question", "unsupported_warning"]

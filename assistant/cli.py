@@ -1,4 +1,4 @@
-"""Command line: ``assistant ingest | docs | sections | ask | chat | eval | ui``.
+"""Command line: ``assistant ingest | docs | sections | ask | indicators | chat | eval | ui``.
 
 Typer gives typed options and help for free; rich draws progress bars and tables.
 The CLI only calls the ``assistant`` package; it holds no logic of its own.
@@ -234,6 +234,56 @@ def ask(
         _print_answer(a.ask(question, city=city, year=year, doc=doc), False)
     except AssistantError as exc:
         _fail(exc)
+
+
+@app.command()
+def indicators(
+    metric: Annotated[str | None, typer.Option(help="Metric, matched fuzzily (签约率 finds 重点人群签约率)")] = None,
+    city: Annotated[str | None, typer.Option(help="City, e.g. 东莞 or 东莞市")] = None,
+    year: Annotated[int | None, typer.Option(help="Year the figure is about")] = None,
+    kind: Annotated[str | None, typer.Option(help="achieved, target or change")] = None,
+    csv_file: Annotated[Path | None, typer.Option("--csv", help="Write the rows to this CSV file")] = None,
+    xlsx_file: Annotated[Path | None, typer.Option("--xlsx", help="Write the rows to this Excel file")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON")] = False,
+    conflicts: Annotated[bool, typer.Option("--conflicts", help="List figures two reports state differently")] = False,
+) -> None:
+    """List the figures the reports state (indicator records), with their source sentences."""
+    from .indicator_export import KIND_LABELS, to_json, write_export
+    from .indicator_match import IndicatorMatch
+
+    try:
+        a = _assistant()
+        if conflicts:
+            groups = a.indicator_table.conflicts()
+            rows = [IndicatorMatch(r) for g in groups for r in g]
+        else:
+            rows = a.indicators(metric=metric, city=city, year=year, kind=kind)
+        for path, fmt in ((csv_file, "csv"), (xlsx_file, "xlsx")):
+            if path is not None:
+                err.print(f"wrote {len(rows)} rows to {write_export(rows, path, fmt)}", highlight=False)
+    except AssistantError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        print(to_json(rows))
+        return
+    if conflicts and not rows:
+        console.print("No conflicts: no two reports state one measure differently.")
+        return
+    if not rows:
+        hint = " (no records at all: run `assistant ingest` first)" if not metric and not city and not year else ""
+        console.print(f"No indicator records match{hint}.", highlight=False)
+        return
+    t = Table(title="conflicts" if conflicts else None)
+    for name in ("city", "year", "kind", "metric", "figure", "matched", "source"):
+        t.add_column(name, overflow="fold")
+    for m in rows:
+        i = m.indicator
+        t.add_row(i.city or "?", str(i.year or "?"), KIND_LABELS.get(i.kind, i.kind), i.metric, i.figure or
+                  f"{i.value:g}{i.unit}", m.label, f"《{m.record.title}》“{i.sentence}”")
+    console.print(t)
+    if not conflicts and not (csv_file or xlsx_file):
+        err.print(f"{len(rows)} records", highlight=False)
 
 
 @app.command()

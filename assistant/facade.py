@@ -14,40 +14,47 @@ load on first use or in :meth:`Assistant.warm_up`.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .answer import AnswerStage, Request
+from .answer import AnswerStage, Request, check_question
+from .clock import Laps
 from .config import Settings
 from .embedding import Embedder, make_embedder
 from .errors import AssistantError
 from .gazetteer import Gazetteer
-from .index import ChunkStore, DocInfo, Store, drop_index
-from .ingest import Ingestor, IngestProgress, IngestReport
+from .index import ChunkStore, DocInfo, Store, drop_index, find_doc
+from .indicator_match import IndicatorMatch
+from .indicator_store import IndicatorStore
+from .indicator_table import IndicatorTable
+from .ingest import Ingestor, IngestProgress, IngestReport, repair_indicators
 from .llm import LLM, OpenAIChatLLM
 from .prompts import PromptLibrary
 from .query import analyze, condense
 from .retrieval import HybridRetriever
+from .table_answer import TableAnswerer
 from .text import terms, warm_up
 from .types import Answer, Chunk, Filters, Warning
 
 History = Sequence[tuple[str, str]]  # (role, text), role in {"user", "assistant"}
-MAX_QUESTION_CHARS = 2000
 
 
 class Assistant:
     """Question answering over the indexed reports. See the module docstring."""
 
     def __init__(self, settings: Settings, *, embedder: Embedder | None = None, llm: LLM | None = None,
-                 store: Store | None = None, gazetteer: Gazetteer | None = None) -> None:
+                 store: Store | None = None, gazetteer: Gazetteer | None = None,
+                 indicators: IndicatorStore | None = None) -> None:
         self.settings = settings
         self.embedder = embedder or make_embedder(
             settings.embedding,
             llm_api_key=settings.llm.api_key.get_secret_value() if settings.llm.api_key else None,
             llm_base_url=settings.llm.base_url)
         self._store = store
+        # An injected chunk store (a test, the eval's copy) gets an in-memory indicator table unless given one.
+        self._indicators = indicators if indicators is not None else IndicatorStore(None) if store else None
+        self._table: IndicatorTable | None = None
         self._llm = llm
         self._llm_checked = llm is not None
         self._gazetteer = gazetteer or Gazetteer.default()
@@ -76,6 +83,18 @@ class Assistant:
         return self._store
 
     @property
+    def indicator_table(self) -> IndicatorTable:
+        """The indicator table (``DATA_DIR/indicators/<collection>.sqlite3``), matched with the embedder;
+        completed from the stored chunks on first use (another machine may have ingested them)."""
+        with self._init_lock:
+            fresh = self._table is None
+            table = self._table = self._table or IndicatorTable.beside(self.settings.index, self.embedder,
+                                                                       self._indicators)
+        if fresh:
+            repair_indicators(self.store, table.store)
+        return table
+
+    @property
     def retriever(self) -> HybridRetriever:
         if self._retriever is None:
             store = self.store
@@ -97,12 +116,12 @@ class Assistant:
     @property
     def answer_stage(self) -> AnswerStage:
         if self._stage is None:
-            llm = self.llm
+            llm, table = self.llm, TableAnswerer(self.indicator_table)
             with self._init_lock:
                 if self._stage is None:
                     self._stage = AnswerStage(self.settings.answer, self._prompts, llm, terms,
                                               max_answer_tokens=self.settings.llm.max_answer_tokens,
-                                              embedder=self.embedder)
+                                              embedder=self.embedder, table=table)
         return self._stage
 
     @property
@@ -127,11 +146,10 @@ class Assistant:
                 # rebuild is exactly how an index of another model gets replaced.
                 with self._init_lock:
                     store, self._store, self._retriever = self._store, None, None
-                if store is not None:
-                    store.reset()
-                else:
-                    drop_index(self.settings.index)
-            report = Ingestor(self.store, self.embedder, self.settings).run(paths, prune=prune, progress=progress)
+                store.reset() if store is not None else drop_index(self.settings.index)
+                self.indicator_table.store.reset()
+            ingestor = Ingestor(self.store, self.embedder, self.settings, self.indicator_table.store)
+            report = ingestor.run(paths, prune=prune, progress=progress)
             self.retriever.refresh()
             return report
 
@@ -141,39 +159,41 @@ class Assistant:
 
     def find_document(self, ref: str) -> DocInfo:
         """A document by id, id prefix, file name or stem."""
-        docs = self.documents()
-        hits = [d for d in docs if ref in (d.doc_id, Path(d.path).name, Path(d.path).stem)] or \
-               [d for d in docs if d.doc_id.startswith(ref)]
-        if len(hits) != 1:
-            known = ", ".join(f"{d.doc_id} ({Path(d.path).name})" for d in docs) or "none"
-            raise AssistantError(f"No single document matches {ref!r}.", f"Indexed documents: {known}.")
-        return hits[0]
+        return find_doc(self.documents(), ref)
 
     def remove(self, ref: str) -> DocInfo:
-        """Remove a document and its chunks from the index."""
+        """Remove a document, its chunks and its indicator records from the index."""
         d = self.find_document(ref)
         with self._ingest_lock:
             self.store.delete_manifest(d.path)
             self.store.delete_doc(d.doc_id)
+            self.indicator_table.store.delete_doc(d.doc_id)
             self.retriever.refresh()
         return d
 
     def chunks_of(self, ref: str) -> list[Chunk]:
-        d = self.find_document(ref)
-        return [c for c in self.retriever.corpus.chunks if c.doc_id == d.doc_id]
+        doc_id = self.find_document(ref).doc_id
+        return [c for c in self.retriever.corpus.chunks if c.doc_id == doc_id]
 
     def refresh(self) -> None:
         """Reload the corpus if another process changed the index."""
         if self.retriever.corpus.version != self.store.version():
             self.retriever.refresh()
 
+    # --- indicators ---------------------------------------------------------------
+
+    def indicators(self, metric: str | None = None, city: str | None = None, year: int | None = None,
+                   kind: str | None = None) -> list[IndicatorMatch]:
+        """Indicator records by city, year and kind; with ``metric``, those whose metric matches it, best
+        first, each labelled (``签约率 → 重点人群签约率（包含）``). See :mod:`assistant.indicator_table`."""
+        return self.indicator_table.query(metric, city, year, kind, known_cities=self.retriever.corpus.cities())
+
     # --- questions ----------------------------------------------------------------
 
     def ask(self, question: str, *, city: str | None = None, year: int | None = None, doc: str | None = None,
             history: History | None = None) -> Answer:
         """Answer ``question`` from the reports, with citations (see :class:`Answer`)."""
-        parts = list(self.stream(question, city=city, year=year, doc=doc, history=history))
-        final = parts[-1]
+        final = list(self.stream(question, city=city, year=year, doc=doc, history=history))[-1]
         assert isinstance(final, Answer)
         return final
 
@@ -186,21 +206,15 @@ class Assistant:
         """
         req = self.prepare(question, city=city, year=year, doc=doc, history=history)
         stage, corpus = self.answer_stage, self.retriever.corpus
+        req = stage.assess(req, corpus, widen=lambda: self.retriever.retrieve(
+            req.standalone, Filters(), query_vector=req.query_vector))
         streamed = False
-        if not req.contexts:
-            # Nothing under these filters (a city or year the reports don't cover): refuse
-            # without asking anyone, naming the closest sections found without filters.
-            closest = self.retriever.retrieve(req.standalone, Filters(), top_k=3, query_vector=req.query_vector)
-            draft = stage.refuse(req, closest, outside_filters=True)
-        else:
-            req = stage.assess(req, corpus, widen=lambda: self.retriever.retrieve(
-                req.standalone, Filters(), query_vector=req.query_vector))
-            for part in stage.generate(req, corpus):
-                if isinstance(part, str):
-                    streamed = True
-                    yield part
-                else:
-                    draft = part
+        for part in stage.generate(req, corpus):
+            if isinstance(part, str):
+                streamed = True
+                yield part
+            else:
+                draft = part
         answer = stage.finish(draft, req)
         if not streamed:
             yield answer.text
@@ -210,35 +224,26 @@ class Assistant:
                 history: History | None = None) -> Request:
         """Everything before generation: the question understood (a follow-up rewritten,
         filters inferred), embedded once, and the chunks retrieved for it."""
-        question = (question or "").strip()
-        if not question:
-            raise AssistantError("The question is empty.", "Type a question about the reports.")
-        if len(question) > MAX_QUESTION_CHARS:
-            raise AssistantError(f"The question is longer than {MAX_QUESTION_CHARS:,} characters.", "Shorten it.")
-        corpus = self.retriever.corpus
-        timings: list[tuple[str, float]] = []
-        t = time.perf_counter()
+        question, corpus, clock = check_question(question), self.retriever.corpus, Laps()
         standalone, notes = question, tuple[Warning, ...]()
         if history:
             standalone, notes = condense(question, history, llm=self.answer_stage.llm, prompts=self._prompts,
                                          corpus_cities=corpus.cities(), gazetteer=self._gazetteer)
-            timings.append(("condense", time.perf_counter() - t))
+            clock.lap("condense")
         if not corpus.chunks:
             raise AssistantError(f"No reports are indexed in {self.store.location}.",
                                  "Run `assistant ingest PATHS...` (or `assistant ingest --demo`) first.")
-        t = time.perf_counter()
+        clock.skip()
         explicit = Filters(cities=(city,) if city else (), years=(int(year),) if year else (),
                            doc_ids=(self.find_document(doc).doc_id,) if doc else ())
         info = analyze(standalone, corpus_cities=corpus.cities(), corpus_years=corpus.years(),
                        gazetteer=self._gazetteer, explicit=explicit, infer=self.settings.retrieval.infer_filters)
-        timings.append(("analyze", time.perf_counter() - t))
-        t = time.perf_counter()
+        clock.lap("analyze")
         qv = self.embedder.embed_query(standalone)
-        timings.append(("embed", time.perf_counter() - t))
-        t = time.perf_counter()
+        clock.lap("embed")
         contexts = self.retriever.retrieve(standalone, info.filters, groups=info.groups, query_vector=qv)
-        timings.append(("retrieve", time.perf_counter() - t))
-        return Request(question, standalone, info, tuple(contexts), query_vector=qv, timings=tuple(timings),
+        clock.lap("retrieve")
+        return Request(question, standalone, info, tuple(contexts), query_vector=qv, timings=clock.timings,
                        notes=notes)
 
 

@@ -25,7 +25,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from .config import IndexSettings
-from .errors import IndexError_, IndexMismatchError
+from .errors import AssistantError, IndexError_, IndexMismatchError
 from .types import Chunk, DocMeta, YearInfo
 
 SCHEMA_VERSION = 1
@@ -95,6 +95,18 @@ class DocInfo:
         return cls(doc_id=e.doc_id, path=e.key, title=e.meta.title, city=e.meta.city,
                    years=tuple((y.year, y.role) for y in e.meta.years), issuer=e.meta.issuer, date=e.meta.date,
                    chunks=chunks, fmt=e.fmt, ingested_at=e.ingested_at)
+
+
+def find_doc(docs: Sequence[DocInfo], ref: str) -> DocInfo:
+    """The one document ``ref`` names: its id, an id prefix, its file name or stem."""
+    from pathlib import Path
+
+    hits = [d for d in docs if ref in (d.doc_id, Path(d.path).name, Path(d.path).stem)] or \
+           [d for d in docs if d.doc_id.startswith(ref)]
+    if len(hits) != 1:
+        known = ", ".join(f"{d.doc_id} ({Path(d.path).name})" for d in docs) or "none"
+        raise AssistantError(f"No single document matches {ref!r}.", f"Indexed documents: {known}.")
+    return hits[0]
 
 
 @runtime_checkable

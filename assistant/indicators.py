@@ -2,18 +2,22 @@
 
 Regex/linear rules, one sentence and clause at a time:
 
-* Figures: :func:`assistant.numbers.extract_numbers`, plus ranks (``排名全省第3``).  Not records: years, dates,
-  ordinals, numbers in quotes or titles (``“1+5”``, ``《…》``), ``N+M``, ``每10万人口``, ``五届十一次``, list
-  headers (``省级6项:``), slogans (``三个全覆盖``), bare numbers glued to a name (``138人才工程``), baselines
-  (``由58%提高到``) and qualifiers: ages and durations before a noun (``65岁以上老年人``, ``三年行动``),
-  ``5000万以上项目``, a count qualifying the next figure (``10类重点人群…签约率达75.09%``).
+* Figures: :func:`assistant.numbers.extract_numbers`, plus ranks (``排名全省第3``, ``数量全省第1``) and tenths
+  (``超六成`` → 60%).  Not records: years, dates, ordinals (``全省第一家``), numbers in quotes or titles
+  (``“1+5”``, ``《…》``), ``N+M``, ``每10万人口``, ``五届十一次``, slogans (``三个全覆盖``), bare numbers glued to
+  a name (``138人才工程``), baselines (``由58%提高到``), totals the next figure is counted in (``20项指标中``),
+  named rule sets (``落实18项核心制度``) and qualifiers: ages, durations and categories before a noun
+  (``65岁以上老年人``, ``三年行动``, ``8类重点人群``), ``5000万以上项目``, a count qualifying the next figure.
+  A count heading a list is a record (``两个续建项目:``).
 * Metric: the clause before the figure without verbs, comparators, place and year words (达到, 提高到, 控制在,
-  分别, 同比增长, 全市, 2019年); a count followed by its noun is named by it (``建成41家工作室``); ``A、B分别达x、y``
-  pairs items and values, sharing a head word (``常住人口、重点人群签约率``); a clause naming nothing
-  (``同比提高1.86个百分点``, ``占73.18%``, ``新建7家``) takes the subject of the clause before it.
+  分别, 同比增长, 全市, 2019年); a count followed by its noun is named by it (``建成41家工作室``), a share so
+  named ends in 占比 (``其中80%为护理型床位``); ``A、B分别达x、y`` pairs items and values, sharing a head word
+  (``常住人口、重点人群签约率``), and ``A、B率达x`` gives x to both; a clause naming nothing (``同比提高1.86个
+  百分点``, ``占73.18%``, ``新建7家``) takes the subject of the clause before it.
 * Comparator: 以上/不低于/不少于/至少/超/力争 → ``≥``; 以下/以内/控制在/不超过/低于 → ``≤``; ``2-3家`` → 2, ``≥``.
 * Kind: ``change`` (signed) for 增长/提高/下降/缩短… right before the figure, against 同比/较上年 or in
-  %/百分点; ``target`` in a plan section or after 力争/确保/争取/到20xx年; else ``achieved``.
+  %/百分点, and any figure in 百分点; ``target`` in a plan section or after 力争/确保/争取/到20xx年 (a planned
+  change too, its metric naming the change: ``双向转诊服务量增长``); else ``achieved``.
 
 >>> [(r.metric, r.value, r.unit, r.comparator, r.kind) for r in extract_from_text(
 ...     "居民健康素养水平达28.82%,同比提高1.86个百分点。", role="review")]
@@ -22,9 +26,11 @@ Regex/linear rules, one sentence and clause at a time:
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -81,11 +87,19 @@ _QUOTED_RE = re.compile(_alt("“[^“”]{0,40}”", "《[^《》]{0,60}》", "
 _CLAUSE_RE = re.compile(r"[,;:。!?]|\s+(?=\((?:\d{1,2}|[一二三四五六七八九十]{1,3})\))")
 _RANK_RE = re.compile(r"第\s*(\d+|[一二三四五六七八九十]+)\s*(?:名|位)?")
 _RANK_VERB_RE = re.compile(r"排名|位居|位列|居于|排在|排第|居第|居全|排全|列全|居首")
+_DIRECT_RANK_RE = re.compile(r"全[国省市区县州]\s*$")
+_RANK_NOUN_RE = re.compile(r"\s*[个家所项批支座条次]")  # 全省第一家: an ordinal, not a rank
+# 成 after a quantity word, or before 以上/左右; not the first character of 成为, 成效, 成功…
+_TENTHS_RE = re.compile(r"(?:(?<=超)|(?<=超过)|(?<=近)|(?<=约)|(?<=逾)|(?<=达)|(?<=达到)|(?<=占)|(?<=有)"
+                        r"|(?=\S成(?:以上|左右)))([1-9]|[一二三四五六七八九])成(?![为效功立果本员熟绩都人长型交就品])")
+_RATIO_RE = re.compile(r":\s*\d")
+_HEADER_RE = re.compile(r"[^,;:。\d]{1,12}:")
+_RELATIVE_RE = re.compile(r"(?:超过?|超出|高于|低于|优于|好于)\S{0,6}?(?:目标|平均水平|平均值?|均值|水平|标准|要求)")
 _LIST_SEP_RE = re.compile(r"\s*(?:\([^()]{0,10}\))?\s*(?:、|和|及|与|以及)\s*")
 _RANGE_SEP_RE = re.compile(r"\s*(?:-|~|—{1,2}|–|至|到)\s*")
 _RANGE_TAIL_RE = re.compile(r"\s*(?:-|~|—{1,2}|–|至|到)\s*[\d.]+\s*(?:周岁|岁|年|个月|天|小时|分钟)?")
 _ITEM_SEP_RE = re.compile(r"、|以及|和|及|与|”(?=“)")
-_HAS_HEAD_RE = re.compile(r"(?:率|比例|比|费用|人次|人数|数|量|额|收入|水平|指数|筛查|检查)$")
+_HAS_HEAD_RE = re.compile(r"(?:率|比例|比|费用|人次|人数|数|量|额|收入|水平|指数|筛查|检查|幅|幅度)$")
 _LEVEL_WORD_RE = re.compile(r"(?:国家|中央|省部|市厅|地市|省|市|县|区|乡镇|镇|村)级?")
 _FILLERS = rf"{_PLACE}|{_TIME}|{_LEAD}|为|向|对|给|在|从|于|中有|中|了|同比|环比|较|其|[^{_CJK}A-Za-z0-9]"
 _FILLER_LEAD_RE = re.compile(rf"^(?:{_FILLERS})")
@@ -105,12 +119,14 @@ _COUNT_VERB_RE = re.compile("(?:" + _alt(
     "建成", "新建", "新增", "建立", "设立", "增设", "培训", "引进", "招聘", "完成", "开展", "举办", "组建", "开设",
     "设置", "配备", "达到?", "为", "有", "共", "累计", "增至", "超过", "不少于", "不低于", "至少", "选派", "派出",
     "获得?", "获批", "立项", "入选", "建设", "培育") + r")\s*$")
+_OF_WHICH_RE = re.compile(r"[^,;:。\d]{1,12}中有?\s*(?:\d|[一二三四五六七八九十]+[项个家类])")
+_COMPLY_RE = re.compile(r"(?:落实|执行|遵守|贯彻|遵循|对照|依照|按照)[^,;:。]{0,30}$")
+_RULES_RE = re.compile(r"[^,;:。\d]{0,12}(?:制度|规定|要求|措施|原则|标准|规范|清单|意见|办法)")
 _LEVEL_BEFORE_RE = re.compile(r"(?:达到?|为|是|至|到|超|约|近|在|于|排名|第|≥|>|≤|<)\s*$")
 _BASELINE_RE = re.compile(r"(?:由|从)(?:(?:19|20)\d\d年)?(?:底|末)?的?$")
 _TO_RE = re.compile(r"(?:提高|提升|增加|增长|下降|降低|减少|上升|缩短|扩大|降|升|增)?(?:到|至)")
 _NOUN_RE = re.compile(rf"(?![达为是和及与或完实通获提增降减占并以被由将已均在])[{_CJK}A-Za-z“]")
 _NOUN_START_RE = re.compile(rf"{_NOUN_RE.pattern}|\d")
-_UNIT_FROM_METRIC_RE = re.compile(r"(?:人次|剂次|例次|件次|场次)$")
 _CJK_RE = re.compile(f"[{_CJK}]")
 _COUNT_UNITS_NOT = frozenset({"%", "‰", "百分点", "元", "岁", "年", "个月", "月", "天", "小时", "分钟", "", "万", "亿"})
 _PROPERTY_UNITS = frozenset({"岁", "百分点", "年", "个月", "天", "小时", "分钟", "周"})  # + noun: a qualifier
@@ -141,6 +157,7 @@ class Indicator:
     start: int
     end: int
     sentence: str
+    figure: str = ""  # the figure as the report writes it (``60%以上``, ``1.86万人次``): a substring of ``sentence``
 
 
 @dataclass
@@ -158,7 +175,8 @@ class _State:
     last_metric: str = ""
 
 
-_Row = tuple[NumberMention, str, Comparator, Kind, float, int, str]  # mention, metric, …, sign, quote start, unit
+# mention, metric, comparator, kind, sign, quote start, unit, end of the figure as written (with 以上, a range)
+_Row = tuple[NumberMention, str, Comparator, Kind, float, int, str, int]
 
 
 def normalize_metric(name: str) -> str:
@@ -242,8 +260,19 @@ def _ranks(t: str, a: int, b: int) -> list[NumberMention]:
     out = []
     for m in _RANK_RE.finditer(t, a, b):
         value = float(m.group(1)) if m.group(1).isdigit() else cn_to_number(m.group(1))
-        if value is not None and _RANK_VERB_RE.search(t, a, m.start()):
+        direct = _DIRECT_RANK_RE.search(t, a, m.start()) and not _RANK_NOUN_RE.match(t, m.end())  # 数量全省第1
+        if value is not None and (direct or _RANK_VERB_RE.search(t, a, m.start())):
             out.append(NumberMention(m.group(), value, "名", start=m.start(), end=m.end()))
+    return out
+
+
+def _tenths(t: str, a: int, b: int) -> list[NumberMention]:
+    """``超六成公立医院``, ``九成以上``: a share in tenths (成), read as a percentage."""
+    out = []
+    for m in _TENTHS_RE.finditer(t, a, b):
+        value = float(m.group(1)) if m.group(1).isdigit() else cn_to_number(m.group(1))
+        if value is not None and 0 < value <= 10:
+            out.append(NumberMention(m.group(1) + "成", value * 10, "%", start=m.start(1), end=m.end()))
     return out
 
 
@@ -252,15 +281,19 @@ def _keep(t: str, m: NumberMention, cs: int, quoted: list[tuple[int, int]]) -> b
     if m.kind != "number" or m.unit in _DROP_UNITS or any(a <= m.start < b for a, b in quoted):
         return False
     before = t[max(cs, m.start - 6):m.start]
-    if before.endswith(("+", "每", "届", "/", "连续")) or t[m.end:m.end + 1] in ("+", ":"):
+    if before.endswith(("+", "每", "届", "/", "连续")) or t[m.end:m.end + 1] == "+" or _RATIO_RE.match(t, m.end):
         return False
     end = rng.end() if (rng := _RANGE_TAIL_RE.match(t, m.end)) else m.end  # 0-3岁儿童: judge by the range end
     after_cmp = _AFTER_CMP_RE.match(t, end)
     pos = after_cmp.end() if after_cmp else end
     pos += t[pos:pos + 1] == ")"
     noun_follows = bool(_NOUN_RE.match(t, pos))
-    if m.unit in _PROPERTY_UNITS and noun_follows:
-        return False  # 65岁以上老年人, 三年行动, 24小时监控
+    if (m.unit in _PROPERTY_UNITS or m.unit == "类") and noun_follows:
+        return False  # 65岁以上老年人, 三年行动, 24小时监控, 8类重点人群
+    if noun_follows and _OF_WHICH_RE.match(t, pos):
+        return False  # 20项指标中|11项: the total the next figure is counted in
+    if noun_follows and _COMPLY_RE.search(t, cs, m.start) and _RULES_RE.match(t, pos):
+        return False  # 落实…18项医疗核心制度: a named set of rules, not an amount
     if _BASELINE_RE.search(t, cs, m.start) and _TO_RE.match(t, pos):
         return False  # 由58%提高到65%: the earlier value
     if m.unit in _THRESHOLD_UNITS:
@@ -268,8 +301,9 @@ def _keep(t: str, m: NumberMention, cs: int, quoted: list[tuple[int, int]]) -> b
             return False  # 5000万以上招商项目
         if m.unit == "" and m.scale == 1.0 and (noun_follows or not _LEVEL_BEFORE_RE.search(before)):
             return False  # 138人才工程, 4级乙等, 挺进50强
-    if not any(ch.isdigit() for ch in m.raw) and m.value <= 10 and m.unit != "名":  # 三个全覆盖, 两个续建项目
-        return bool(_COUNT_VERB_RE.search(t, cs, m.start)) and not _SLOGAN_RE.match(t, pos)
+    if not any(ch.isdigit() for ch in m.raw) and m.value <= 10 and m.unit != "名":  # 三个全覆盖
+        header = not t[cs:m.start].strip() and bool(_HEADER_RE.match(t, pos))  # 两个续建项目: (what follows lists them)
+        return (header or bool(_COUNT_VERB_RE.search(t, cs, m.start))) and not _SLOGAN_RE.match(t, pos)
     return True
 
 
@@ -280,6 +314,8 @@ def _qualifier(t: str, m: NumberMention, nxt: NumberMention | None) -> bool:
     between = t[m.end:nxt.start]
     if re.search(r"、|和|及|与", between):
         return False
+    if not between.strip() and nxt.unit != m.unit and nxt.unit not in _COUNT_UNITS_NOT:
+        return False  # 派遣2批18名卫生应急分队: two counts of one noun, both records
     return nxt.unit.startswith(("%", "‰", "/")) or (m.value <= 10 and not _VERB_RE.search(between))
 
 
@@ -339,8 +375,33 @@ def _pair(core: str, n: int, city: str | None) -> list[str] | None:
     return [x + predicate for x in items]
 
 
+def _broadcast(core: str, city: str | None) -> list[str] | None:
+    """``老年人、重点慢病基层规范管理率达65%``: one figure for every item of a list whose last item alone
+    names the head (率, 费用…) → one name per item; None when the core is not such a list."""
+    subject = core.partition("分别")[0]
+    if "等" in subject:  # 老年人、慢性病病人等重点人群签约率: examples of one group
+        return None
+    items = [_clean(_strip_lead(x, city)) for x in _split_items(subject)]
+    if len(items) < 2 or _HAS_HEAD_RE.search(items[0]) or not _HAS_HEAD_RE.search(items[-1]):
+        return None
+    if any(len(x) > 8 or _HAS_HEAD_RE.search(x) or re.search(r"\d", x) for x in items[:-1]):
+        return None
+    named = _pair(subject, len(items), city)
+    return named if named and all(_HAS_HEAD_RE.search(x) for x in named) else None
+
+
+def split_metric_list(phrase: str) -> list[str]:
+    """The names a list of measures sharing one head stands for; any other phrase stands for itself.
+
+    >>> split_metric_list("门诊和住院智慧结算率"), split_metric_list("居民健康素养水平")
+    (['门诊智慧结算率', '住院智慧结算率'], ['居民健康素养水平'])
+    """
+    return _broadcast(phrase, None) or [phrase]
+
+
 def _kind(t: str, sa: int, cs: int, g: _Group, zone: str, change: bool, role: YearRole,
-          year: int | None) -> tuple[Kind, Comparator, float]:
+          year: int | None) -> tuple[Kind, Comparator, float, str]:
+    """(kind, comparator, sign, suffix): ``suffix`` is the change word a planned change adds to its metric."""
     first, sent_before = g.mentions[0], t[sa:g.mentions[0].start]
     comparator = g.comparator
     if comparator == "=":
@@ -349,13 +410,16 @@ def _kind(t: str, sa: int, cs: int, g: _Group, zone: str, change: bool, role: Ye
         comparator = "≥"
     changing = change and (bool(_CMP_RE.search(t, cs, first.start)) or first.unit in _CHANGE_UNITS
                            or bool(_RATE_CHANGE_RE.search(zone)))
-    kind: Kind = "achieved"
-    if changing:
-        kind = "change"
-    elif role == "plan" or _TARGET_RE.search(sent_before) or any(
-            int(a or b) > (year or 0) for a, b in _BY_YEAR_RE.findall(sent_before)):
-        kind = "target"
-    return kind, comparator, -1.0 if changing and _NEGATIVE_RE.search(zone) else 1.0
+    planned = role == "plan" or bool(_TARGET_RE.search(sent_before)) or any(
+        int(a or b) > (year or 0) for a, b in _BY_YEAR_RE.findall(sent_before))
+    negative = -1.0 if changing and _NEGATIVE_RE.search(zone) else 1.0
+    if changing and planned:
+        # A change set for a coming period is a target; its metric names the change (双向转诊服务量增长).
+        word = m.group() if (m := re.search(_CHANGE, zone)) else ""
+        return "target", comparator, 1.0, word
+    if changing or first.unit == "百分点":  # a percentage-point figure is always a difference
+        return "change", comparator, negative, ""
+    return ("target" if planned else "achieved"), comparator, 1.0, ""
 
 
 def _clause(t: str, sa: int, cs: int, ce: int, ms: list[NumberMention], st: _State, city: str | None,
@@ -364,12 +428,16 @@ def _clause(t: str, sa: int, cs: int, ce: int, ms: list[NumberMention], st: _Sta
     out: list[_Row] = []
     pending: list[tuple[int, int]] = []  # records named only by a verb, waiting for a later noun
     groups = _groups(t, ms)
-    cut = cs
+    cut, shared_lead = cs, ""
     for gi, g in enumerate(groups):
         first, n, last_group = g.mentions[0], len(g.mentions), gi + 1 == len(groups)
         nxt = ce if last_group else groups[gi + 1].mentions[0].start
-        rank = (first.unit == "名" or first.raw.endswith("名")) and bool(_RANK_VERB_RE.search(t, cs, first.start))
+        rank = first.raw.startswith("第") or (
+            (first.unit == "名" or first.raw.endswith("名")) and bool(_RANK_VERB_RE.search(t, cs, first.start)))
         before = t[cut:first.start] if cut == cs else re.sub(r"^[、\s]*(?:以及|及|和|与|并)?", "", t[cut:first.start])
+        if gi and not t[groups[gi - 1].end:first.start].strip():
+            before = shared_lead  # 派遣2批|18名…: adjacent counts share the words before the first
+        shared_lead = before
         core, zone, change = _strip_tail(before, rank)
         core = _strip_lead(core, city)
         if m := re.fullmatch(r"(.*?)在(.{2,20})中", core):  # 总体应用水平在全省统建地市中|排名第2
@@ -387,6 +455,8 @@ def _clause(t: str, sa: int, cs: int, ce: int, ms: list[NumberMention], st: _Sta
                 after = after[:after.index("、")]  # 指导10家医院开展…试点|、遂昌县开展…
             after = after[:30] if last_group else re.sub(r"中有?$", "", after[:30])  # 20项指标中|11项
             name = _strip_lead(_clean(after), city)
+            if first.unit in ("%", "‰") and name and not re.search(r"(?:率|比|比例|占比)$", name):
+                name += "占比"  # 其中80%为…护理型床位, 对100%乡镇卫生院…: a share of what follows
             prefix = _lstrip(core, _FILLER_LEAD_RE) if len(core) <= 8 or len(name) <= 3 else ""
             metrics = [prefix + x for x in (_pair(_clean(after), n, city) if n > 1 else None) or [name] * n]
             cut = g.end + len(raw_after) - len(after0) + len(after)
@@ -395,21 +465,27 @@ def _clause(t: str, sa: int, cs: int, ce: int, ms: list[NumberMention], st: _Sta
             cut = g.end
             if (tail := re.match(r"[^、\d]{1,12}、", raw_after)) and not re.match(r"以及|及|和|与|并", raw_after):
                 cut += tail.end()  # 100%零次跑、|即办率96.72%
-            if core.startswith("占") and st.subject:
+            if _RELATIVE_RE.fullmatch(core) and st.last_metric:  # …87.1%,|超省定目标12.1个百分点
+                core, inherited = st.last_metric + core, True
+            elif core.startswith("占") and st.subject:
                 core, inherited = st.subject + ("占比" if core == "占" else core), True
             elif (weak or _GENERIC_RE.fullmatch(core)) and (st.subject or (change and st.last_metric)):
                 core, inherited = (st.subject or st.last_metric) + _lstrip(core, _FILLER_LEAD_RE), True
             metrics = (_pair(core, n, city) if n > 1 and not g.is_range else None) or [_clean(core)] * n
+            if n == 1 and not g.is_range and not inherited and (shared := _broadcast(core, city)):
+                metrics, g = shared, _Group([first] * len(shared), False, g.end, g.comparator)
             subject = st.subject if inherited else _clean(core.partition("分别")[0])
-        kind, comparator, sign = _kind(t, sa, cs, g, zone, change, role, year)
+        kind, comparator, sign, suffix = _kind(t, sa, cs, g, zone, change, role, year)
+        if suffix:
+            metrics = [x + suffix for x in metrics]
         qs, first_row = (st.subject_start if inherited else cs), len(out)
         for mention, metric in zip(g.mentions[:1] if g.is_range else g.mentions, metrics, strict=False):
             unit = "名" if rank else "" if mention.unit in ("万", "亿") else mention.unit
-            if not unit and (u := _UNIT_FROM_METRIC_RE.search(metric)):
-                unit = u.group()
+            fig_end = g.end if g.is_range or mention is g.mentions[-1] else mention.end
             if metric := _clean(metric):
-                out.append((mention, metric, comparator, kind, sign, qs, unit))
-        if weak and not name and not inherited:
+                out.append((mention, metric, comparator, kind, sign, qs, unit, fig_end))
+        glued = not last_group and not t[g.end:groups[gi + 1].mentions[0].start].strip()
+        if (weak or glued) and not name and not inherited:
             pending.append((first_row, len(out) - first_row))  # 新增3个、更新改造20个社区卫生服务站
         elif name:
             for i, k in pending:
@@ -440,14 +516,17 @@ def extract_from_text(text: str, *, doc_id: str = "", city: str | None = None, y
         st.subject, st.subject_start = "", sa
         seps = [(m.start() + sa, m.end() + sa) for m in _CLAUSE_RE.finditer(t[sa:sb])]
         for cs, ce in zip([sa] + [b for _, b in seps], [a for a, _ in seps] + [sb], strict=True):
-            ms = sorted([m for m in mentions if cs <= m.start < ce] + _ranks(t, cs, ce), key=lambda m: m.start)
+            ms = sorted([m for m in mentions if cs <= m.start < ce] + _ranks(t, cs, ce) + _tenths(t, cs, ce),
+                        key=lambda m: m.start)
             ms = [m for m in ms if _keep(t, m, cs, quoted)]
             ms = [m for i, m in enumerate(ms) if not _qualifier(t, m, ms[i + 1] if i + 1 < len(ms) else None)]
-            for m, metric, comparator, kind, sign, qs, unit in _clause(t, sa, cs, ce, ms, st, city, role, year):
+            for m, metric, comparator, kind, sign, qs, unit, fig_end in _clause(t, sa, cs, ce, ms, st, city, role,
+                                                                                 year):
                 q = t[qs:ce]
                 q0, q1 = qs + len(q) - len(q.lstrip(_EDGE)), ce - len(q) + len(q.rstrip(_EDGE))
                 out.append(Indicator(doc_id, city, year, role, metric, round(sign * m.value, 6), unit, comparator,
-                                     kind, tuple(section_path), q0 + offset, q1 + offset, text[q0:q1]))
+                                     kind, tuple(section_path), q0 + offset, q1 + offset, text[q0:q1],
+                                     text[m.start:fig_end].strip()))
     return out
 
 
@@ -462,5 +541,43 @@ def extract_from_chunk(chunk: Chunk) -> list[Indicator]:
                              section_path=chunk.section_path, offset=chunk.start)
 
 
-__all__ = ["Comparator", "Indicator", "Kind", "extract_from_chunk", "extract_from_text", "metric_similarity",
-           "normalize_metric"]
+@dataclass(frozen=True)
+class IndicatorRecord:
+    """An :class:`Indicator` as the indicator table stores it: with a stable id and what a citation of it
+    needs (the chunk holding its sentence, the report's title and file)."""
+
+    id: str
+    indicator: Indicator
+    chunk_id: str
+    title: str
+    source_path: str = ""
+
+
+def record_id(ind: Indicator) -> str:
+    """A content id: the same figure of the same document gets the same id on every ingest."""
+    key = f"{ind.doc_id}|{ind.start}|{ind.end}|{ind.metric}|{ind.value!r}|{ind.unit}|{ind.kind}"
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+
+
+def extract_document(chunks: Sequence[Chunk]) -> list[IndicatorRecord]:
+    """The extraction stage: the records of every chunk of a document, in document order.
+
+    Overlapping chunks state the same figure twice; such records (same document, offsets, metric and
+    value) are kept once, with the first chunk that holds them.
+
+    >>> from assistant.types import Chunk
+    >>> c = Chunk("c1", "d", "签约率达60%。", 0, 8, (), "", "《某县报告》", "某县", (2024,), 2024, "review", (), 5, "")
+    >>> [(r.indicator.metric, r.indicator.value, r.chunk_id) for r in extract_document([c, c])]
+    [('签约率', 60.0, 'c1')]
+    """
+    out: dict[tuple[str, int, int, str, float], IndicatorRecord] = {}
+    for chunk in sorted(chunks, key=lambda c: (c.doc_id, c.ordinal, c.start)):
+        for ind in extract_from_chunk(chunk):
+            key = (ind.doc_id, ind.start, ind.end, ind.metric, ind.value)
+            if key not in out:
+                out[key] = IndicatorRecord(record_id(ind), ind, chunk.chunk_id, chunk.title, chunk.source_path)
+    return sorted(out.values(), key=lambda r: (r.indicator.doc_id, r.indicator.start, r.indicator.end))
+
+
+__all__ = ["Comparator", "Indicator", "IndicatorRecord", "Kind", "extract_document", "extract_from_chunk",
+           "extract_from_text", "metric_similarity", "normalize_metric", "record_id", "split_metric_list"]

@@ -1,9 +1,10 @@
-"""Ingest: load → clean → outline → chunk → embed → index, file by file, incrementally.
+"""Ingest: load → clean → outline → chunk → extract indicators → embed → index, file by file, incrementally.
 
 A manifest of content fingerprints makes re-ingesting unchanged files a no-op; a
-changed file's new chunks are written, then the manifest, then the old chunks
-are deleted, so a crash at any point leaves a state :meth:`Ingestor.reconcile`
-repairs on the next run.  One file failing never stops the batch.
+changed file's new chunks are written, then the manifest, then its indicator records
+(:mod:`assistant.indicator_store`), then the old chunks and records are deleted, so a
+crash at any point leaves a state :meth:`Ingestor.reconcile` repairs on the next run.
+One file failing never stops the batch.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from .embedding import Embedder
 from .errors import AssistantError, LoadError
 from .gazetteer import Gazetteer
 from .index import ManifestEntry, Store
+from .indicator_store import EXTRACTOR_VERSION, IndicatorStore
+from .indicators import extract_document
 from .loading import discover, load_file
 from .outline import parse_outline
 from .text import terms
@@ -117,18 +120,51 @@ def fingerprint(path: Path, chunk_settings: ChunkSettings) -> str:
     return h.hexdigest()
 
 
+def repair_indicators(store: Store, table: IndicatorStore) -> list[str]:
+    """Make ``table`` hold the records of exactly the documents ``store``'s manifest owns: records of
+    other documents are dropped; a document whose records are missing (a crash, or an index another
+    machine built on a Chroma server) or came from an older extractor is re-extracted from its stored
+    chunks, without re-embedding. Returns what was repaired."""
+    repaired: list[str] = []
+    owned = {e.doc_id for e in store.manifest()}
+    extracted = table.docs()
+    for doc_id in sorted((set(extracted) | table.record_doc_ids()) - owned):
+        table.delete_doc(doc_id)
+        repaired.append(f"dropped the indicator records of {doc_id} (no indexed document owns them)")
+    stale = sorted(d for d in owned if extracted.get(d) != EXTRACTOR_VERSION)
+    if stale:
+        chunks = [c for c, _t in store.all_chunks() if c.doc_id in stale]
+        for doc_id in stale:
+            records = extract_document([c for c in chunks if c.doc_id == doc_id])
+            table.replace_doc(doc_id, records)
+            why = "missing" if doc_id not in extracted else f"extractor {extracted[doc_id]} → {EXTRACTOR_VERSION}"
+            repaired.append(f"re-extracted {len(records)} indicator records of {doc_id} from its stored chunks "
+                            f"({why})")
+    return repaired
+
+
 class Ingestor:
     """Writes files into a :class:`~assistant.index.Store` with an :class:`Embedder`."""
 
-    def __init__(self, store: Store, embedder: Embedder, settings: Settings) -> None:
+    def __init__(self, store: Store, embedder: Embedder, settings: Settings,
+                 indicators: IndicatorStore | None = None) -> None:
         self._store = store
         self._embedder = embedder
         self._settings = settings
+        self._indicators = indicators
 
     def reconcile(self) -> list[str]:
         """Repair what an interrupted ingest left: chunks no manifest entry owns are
         deleted; an entry whose chunks are incomplete is dropped (its file is
-        re-ingested on the next run). Returns what was repaired."""
+        re-ingested on the next run); indicator records no entry owns are dropped, and a
+        document whose records are missing (or were extracted by an older extractor) is
+        re-extracted from its stored chunks, without re-embedding. Returns what was repaired."""
+        repaired = self._reconcile_chunks()
+        if self._indicators is not None:
+            repaired += repair_indicators(self._store, self._indicators)
+        return repaired
+
+    def _reconcile_chunks(self) -> list[str]:
         repaired: list[str] = []
         entries = self._store.manifest()
         counts = self._store.chunk_doc_counts()
@@ -159,7 +195,7 @@ class Ingestor:
         manifest = {e.key: e for e in self._store.manifest()}
         by_doc = {e.doc_id: e.key for e in manifest.values()}
         progress.files(len(files))
-        timings = {"parse": 0.0, "embed": 0.0, "write": 0.0}
+        timings = {"parse": 0.0, "extract": 0.0, "embed": 0.0, "write": 0.0}
         for path in files:
             res = self._one(path, manifest, by_doc, progress, timings)
             results.append(res)
@@ -170,6 +206,8 @@ class Ingestor:
                     self._store.delete_manifest(key)
                     if by_doc.get(e.doc_id) == key:
                         self._store.delete_doc(e.doc_id)
+                        if self._indicators is not None:
+                            self._indicators.delete_doc(e.doc_id)
                     results.append(FileResult(key, "removed", e.doc_id, e.n_chunks))
         return IngestReport(tuple(results), time.perf_counter() - t0, tuple(repaired), tuple(timings.items()))
 
@@ -193,6 +231,9 @@ class Ingestor:
             toks = [terms(c.embed_text) for c in chunks]
             timings["parse"] += time.perf_counter() - t
             t = time.perf_counter()
+            records = extract_document(chunks) if self._indicators is not None else []
+            timings["extract"] += time.perf_counter() - t
+            t = time.perf_counter()
             progress.chunks(len(chunks))
             vectors = []
             bs = self._settings.embedding.batch_size
@@ -212,8 +253,12 @@ class Ingestor:
             entry = ManifestEntry(key=key, sha256=fp, doc_id=doc.doc_id, n_chunks=len(chunks), meta=doc.meta,
                                   ingested_at=time.time(), fmt=doc.fmt, chars=len(doc.text))
             self._store.put_manifest(entry)
+            if self._indicators is not None:
+                self._indicators.replace_doc(doc.doc_id, records)
             if old and not same_doc and sum(1 for e in manifest.values() if e.doc_id == old.doc_id) <= 1:
                 self._store.delete_doc(old.doc_id)
+                if self._indicators is not None:
+                    self._indicators.delete_doc(old.doc_id)
             manifest[key] = entry
             by_doc[doc.doc_id] = key
             timings["write"] += time.perf_counter() - t

@@ -4,7 +4,7 @@ They work the same from a source checkout and from an installed wheel:
 
 * the prompt templates (``assistant/prompts/*.md``),
 * the demo corpus: the five seed reports (``assistant/data/seeds/``),
-* the eval gold set and its floors (``assistant/evals/data/``).
+* the eval gold set, the indicator gold set and the floors (``assistant/evals/data/``).
 
 Nothing here depends on the current directory or on where the package was installed from.
 """
@@ -30,6 +30,11 @@ def gold_path() -> Path:
     return _path("assistant.evals", "data", "gold.jsonl")
 
 
+def indicator_gold_path() -> Path:
+    """The hand-checked indicator records of :func:`seeds_dir` (``docs/indicators.md``)."""
+    return _path("assistant.evals", "data", "indicators_gold.jsonl")
+
+
 def baseline_path() -> Path:
     """The eval floors that ``assistant eval --check`` gates on, for :func:`gold_path`."""
     return _path("assistant.evals", "data", "baseline.json")
@@ -40,4 +45,4 @@ def prompt_path(name: str) -> Path:
     return _path("assistant.prompts", f"{name}.md")
 
 
-__all__ = ["baseline_path", "gold_path", "prompt_path", "seeds_dir"]
+__all__ = ["baseline_path", "gold_path", "indicator_gold_path", "prompt_path", "seeds_dir"]

@@ -228,6 +228,8 @@ class WarningKind(StrEnum):
     CONDENSE = "condense"  # the follow-up could not be rewritten by the LLM
     TRUNCATED = "truncated"  # the answer was cut off before it ended
     FILTER_RELAXED = "filter_relaxed"  # the inferred city/year filters held no answer; the whole corpus did
+    COMPUTED = "computed"  # a number the answer derived (a difference, a ranking), shown with its arithmetic
+    CONFLICT = "conflict"  # two reports state different figures for the same measure
 
 
 @dataclass(frozen=True)
@@ -238,7 +240,8 @@ class Warning:  # the answer's own notice type (shadows the builtin only here; n
     text: str
 
 
-RefusalReason = Literal["no_evidence", "no_figure", "unknown_place", "unknown_year", "outside_filters", "model"]
+RefusalReason = Literal["no_evidence", "no_figure", "unknown_place", "unknown_year", "outside_filters", "model",
+                        "near_miss"]
 
 
 @dataclass(frozen=True)
@@ -247,7 +250,8 @@ class Refusal:
 
     ``closest`` holds the sections that came closest (shown instead of an answer);
     ``outside_filters`` says they were found without the question's filters because
-    nothing matched them.  ``model_text`` is an LLM's own refusal sentence.
+    nothing matched them.  ``model_text`` is an LLM's own refusal sentence.  A
+    ``near_miss`` names the ``metric`` asked for and the ``nearest`` ones the reports do state.
     """
 
     reason: RefusalReason
@@ -256,6 +260,8 @@ class Refusal:
     closest: tuple[ScoredChunk, ...] = ()
     outside_filters: bool = False
     model_text: str | None = None
+    metric: str = ""
+    nearest: tuple[str, ...] = ()
 
     def render(self) -> str:
         """``所提供的报告中没有找到…;最接近的章节:…。`` as one sentence."""
@@ -267,6 +273,9 @@ class Refusal:
                 what = "、".join(self.missing) + ("年" if self.reason == "unknown_year" else "")
                 scope = f"（报告库中没有{what}的报告）"
             asked = "该问题所问的具体数字" if self.wants_figure else "能回答该问题的内容"
+            if self.reason == "near_miss" and self.metric:
+                asked = f"“{self.metric}”的数字"
+                scope += f"（报告中只有：{'、'.join(self.nearest)}）" if self.nearest else ""
             body = f"{REFUSAL_PHRASE}{asked}{scope}"
         return body + closest_pointer(self.closest) + "。"
 
@@ -280,6 +289,29 @@ def closest_pointer(contexts: tuple[ScoredChunk, ...] | list[ScoredChunk]) -> st
         if label not in labels:
             labels.append(label)
     return f";{CLOSEST_LABEL}:" + ";".join(labels) if labels else ""
+
+
+@dataclass(frozen=True)
+class FigureRow:
+    """One figure a table answer states: a row of the table the chat shows beside it.
+
+    ``marker`` is the answer's citation of its sentence; ``matched`` the metric the question asked
+    for and ``how`` how this record's metric matched it (``包含``, ``近似``…).
+    """
+
+    marker: int
+    city: str | None
+    year: int | None
+    metric: str
+    value: float
+    unit: str
+    comparator: str
+    kind: str
+    figure: str
+    matched: str = ""
+    how: str = ""
+    doc_id: str = ""
+    record_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -301,6 +333,8 @@ class Draft:
     usage: Usage = field(default_factory=Usage)
     model: str | None = None
     timings: tuple[tuple[str, float], ...] = ()
+    figures: tuple[FigureRow, ...] = ()  # table answers: the records the answer states
+    computed: tuple[str, ...] = ()  # numbers the answer derived (shown with their arithmetic), not quoted
 
 
 @dataclass(frozen=True)
@@ -320,6 +354,7 @@ class Answer:
     usage: Usage = field(default_factory=Usage)
     timings: tuple[tuple[str, float], ...] = ()  # (stage, seconds)
     model: str | None = None
+    figures: tuple[FigureRow, ...] = ()  # table answers: the figures stated, one row each
 
     @property
     def refused(self) -> bool:

@@ -108,7 +108,9 @@ def test_ingest_and_read_back_through_a_chroma_server(chroma_server: tuple[str, 
     assert report.ok, report.results
     assert {Path(r.path).name: r.status for r in report.results} == {S001: "added", S004: "added"}
     assert report.chunks_added == sum(len(c) for _d, _r, c in expected.values())
-    assert not (tmp_path / "writer" / "chroma").exists(), "nothing is written to the local data dir"
+    assert not (tmp_path / "writer" / "chroma").exists(), "no Chroma files in the local data dir"
+    # The indicator table is local (docs/indicators.md): beside the index name, in the local data dir.
+    assert writer.indicator_table.store.location == str(tmp_path / "writer" / "indicators" / "server-test.sqlite3")
 
     # Another instance with an empty data dir finds everything on the server.
     reader = _assistant(tmp_path / "reader", host, port)
@@ -121,6 +123,10 @@ def test_ingest_and_read_back_through_a_chroma_server(chroma_server: tuple[str, 
         assert [(c.chunk_id, c.text, c.start, c.end, c.section_path) for c in stored] == \
                [(c.chunk_id, c.text, c.start, c.end, c.section_path) for c in chunks]
 
+    # Its indicator table is rebuilt from the server's chunks on first use, without re-embedding.
+    assert {r.indicator.doc_id for r in reader.indicator_table.store.records()} == \
+        {d.doc_id for d in docs.values()}
+    assert len(reader.indicators(metric="托位", city="余姚市")) >= 3
     ans = reader.ask("余姚2025年每千人托位数目标是多少?")
     assert not ans.refused, ans.text
     assert ans.citations

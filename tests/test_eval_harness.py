@@ -19,7 +19,7 @@ from assistant.config import ChunkSettings, IndexSettings, LLMSettings, Settings
 from assistant.errors import ConfigError
 from assistant.evals.baselines import BM25Baseline, NaiveLlamaIndexBaseline
 from assistant.evals.gate import check, failing_metrics
-from assistant.evals.gold import CATEGORIES, GoldItem, load_gold
+from assistant.evals.gold import CATEGORIES, UNANSWERABLE_CATEGORIES, GoldItem, load_gold
 from assistant.evals.harness import EvalRun, run_eval
 from assistant.evals.metrics import first_hit_rank
 from assistant.evals.report import write_report
@@ -40,7 +40,7 @@ _RATES_OUTSIDE_0_1 = ("n_", "latency_", "answer_chars", "prompt_tokens", "comple
 
 
 def subset(n_per_category: int = 2) -> list[GoldItem]:
-    """The first items of each category: 12 questions covering every kind."""
+    """The first items of each category: two questions of every kind."""
     items = load_gold(GOLD)
     return [it for cat in CATEGORIES for it in [i for i in items if i.category == cat][:n_per_category]]
 
@@ -73,9 +73,13 @@ class _StubAssistant:
     """Just enough of Assistant for the argument checks (no index, no model)."""
 
     def __init__(self) -> None:
+        from assistant.indicator_store import IndicatorStore
+        from assistant.indicator_table import IndicatorTable
+
         self.settings = Settings(llm=LLMSettings(provider="extractive"))
         self.llm = None
         self.mode = "extractive"
+        self.indicator_table = IndicatorTable(IndicatorStore(None))  # holds nothing: extraction scores 0
 
     def ask(self, question: str) -> Answer:
         return Answer(question=question, text="所提供的报告中没有找到。", citations=(), refusal=Refusal("no_evidence"),
@@ -95,12 +99,13 @@ def test_always_refusing_assistant_scores_as_such(tmp_path: Path) -> None:
     seen: list[tuple[int, int, str]] = []
     run = run_eval(_StubAssistant(), subset(1), mode="extractive", baselines=False,  # type: ignore[arg-type]
                    progress=lambda d, t, label: seen.append((d, t, label)))
-    assert seen[-1] == (6, 6, "ours")
+    assert seen[-1] == (len(CATEGORIES), len(CATEGORIES), "ours")
     assert run.metrics["refusal_accuracy"] == 1.0
     assert run.metrics["false_refusal_rate"] == 1.0
     assert run.metrics["hit@5"] == 0.0
-    assert {f.item.category for f in run.failures()} == set(CATEGORIES) - {"unanswerable"}
+    assert {f.item.category for f in run.failures()} == set(CATEGORIES) - set(UNANSWERABLE_CATEGORIES)
     assert "false_refusal" in run.failures_by_cause()
+    assert run.indicators["seeds"]["recall"] == 0.0  # an empty table recalls nothing
     out = write_report(run, tmp_path, stamp="20250101-000000", charts=False)
     assert (tmp_path / "LATEST").read_text().strip() == "20250101-000000"
     assert "false_refusal" in (out / "summary.md").read_text(encoding="utf-8")
@@ -163,7 +168,7 @@ def test_harness_end_to_end_writes_a_report(real_run: tuple[EvalRun, Path]) -> N
         for name, v in _rates(group).items():
             assert 0.0 <= v <= 1.0, (name, v)
     lines = (out / "items.jsonl").read_text(encoding="utf-8").splitlines()
-    assert len(lines) == 12
+    assert len(lines) == 2 * len(CATEGORIES)
     first = json.loads(lines[0])
     assert {"id", "question", "answer", "citations", "refused", "hit_rank", "facts_found", "facts_missing",
             "passed", "reasons"} <= set(first)
@@ -173,6 +178,10 @@ def test_harness_end_to_end_writes_a_report(real_run: tuple[EvalRun, Path]) -> N
     assert "| metric | ours | naive llama-index | BM25 only |" in summary
     assert run.metrics["hit@5"] >= 0.5  # a sanity bound for the working pipeline, not the gate
     assert check(run.flat_metrics, FLOORS) == []
+    # Indicator extraction: the records the ingest stored, scored against the bundled indicator gold.
+    assert doc["indicators"]["seeds"]["precision"] >= 0.95 and doc["indicators"]["seeds"]["recall"] >= 0.90
+    assert run.flat_metrics["indicators/seeds/recall"] == doc["indicators"]["seeds"]["recall"]
+    assert "## Indicator extraction" in summary and "seed reports (gated)" in summary
 
 
 def _broken_retrieve(self, question: str, filters, **kwargs) -> list[ScoredChunk]:

@@ -182,6 +182,16 @@ def test_missing_numbers_against_cited_quotes() -> None:
     assert missing_numbers(answer("没有找到 5 项", refused=True)) == []
 
 
+def test_missing_numbers_leave_out_what_the_verifier_accepted_as_computed() -> None:
+    c = cite(1, RIGHT, "公立医院门诊智慧结算率达71.64%、住院智慧结算率60.43%")
+    text = "门诊71.64%[1]。门诊高出11.21个百分点[1]（计算：71.64% − 60.43% = 11.21个百分点）。"
+    derived = "门诊高出11.21个百分点[1]（计算：71.64% − 60.43% = 11.21个百分点）。"
+    checks = (SentenceCheck("门诊71.64%[1]。", (1,), True), SentenceCheck(derived, (1,), True, "computed"))
+    assert missing_numbers(answer(text, citations=(c,), sentences=checks)) == []
+    flagged = (checks[0], SentenceCheck(checks[1].text, (1,), False, "number not in cited source", ("11.21个百分点",)))
+    assert missing_numbers(answer(text, citations=(c,), sentences=flagged)) == ["11.21个百分点", "11.21个百分点"]
+
+
 def test_stage_seconds_total_excludes_first_token() -> None:
     st = stage_seconds((("analyze", 0.1), ("embed", 0.2), ("generate", 1.0), ("first_token", 0.4),
                         ("verify", 0.2), ("embed", 0.1)))

@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 GOLD = ROOT / "evals" / "gold.jsonl"
 SEEDS = ROOT / "seeds"
 
-MINIMUMS = {"single_fact": 25, "list": 6, "comparison": 8, "section": 8, "trap": 8, "unanswerable": 12}
+MINIMUMS = {"single_fact": 25, "list": 6, "comparison": 8, "ranking": 5, "trend": 5, "section": 8, "trap": 8,
+            "unanswerable": 12, "near_miss": 5}
 
 # seed file -> the names a question may use for its city
 CITY_OF_DOC = {
@@ -62,12 +63,19 @@ def test_every_seed_has_ten_answerable_items(gold: list[GoldItem]) -> None:
 
 def test_answerable_questions_name_city_and_year(gold: list[GoldItem]) -> None:
     for item in gold:
-        if not item.answerable:
+        if not item.answerable or item.category == "ranking":  # a ranking asks across the corpus
             continue
         assert re.search(r"20[12]\d", item.question), f"{item.id}: question names no year"
         for doc in {ev.doc for ev in item.evidence}:
             names = CITY_OF_DOC[doc]
             assert any(n in item.question for n in names), f"{item.id}: question does not name {names[0]}"
+
+
+def test_table_items_cover_comparisons_rankings_trends_and_near_misses(gold: list[GoldItem]) -> None:
+    table = [item for item in gold if item.id.startswith("tbl-")]
+    assert len(table) >= 30
+    assert {item.category for item in table} == {"comparison", "ranking", "trend", "near_miss", "trap"}
+    assert all(not item.answerable and not item.facts for item in gold if item.category == "near_miss")
 
 
 def test_fact_groups_are_short_and_bounded(gold: list[GoldItem]) -> None:

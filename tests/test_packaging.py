@@ -98,8 +98,8 @@ def test_the_wheel_holds_prompts_seeds_and_gold_and_imports_from_site_packages(i
     names = set(zipfile.ZipFile(installed["wheel"]).namelist())
     for need in ("assistant/prompts/system.md", "assistant/prompts/qa.md", f"assistant/data/seeds/{LISHUI}",
                  "assistant/data/gazetteer.tsv", "assistant/data/districts.tsv", "assistant/data/sentence_model.json",
-                 "assistant/evals/data/gold.jsonl",
-                 "assistant/evals/data/baseline.json", "assistant/py.typed"):
+                 "assistant/evals/data/gold.jsonl", "assistant/evals/data/baseline.json", "assistant/py.typed",
+                 "assistant/prompts/figures.md", "assistant/evals/data/indicators_gold.jsonl"):
         assert need in names, need
     code = ("import sys, assistant, assistant.resources as r; print(assistant.__file__); "
             "print(r.seeds_dir()); print(any('/work/main' == p or p.endswith('/main') for p in sys.path))")

@@ -41,7 +41,7 @@ def offline_env(data_dir: Path, base: dict[str, str] | None = None) -> dict[str,
 
 # The modules that shape what is stored in the index (answering and retrieval do not).
 _INDEX_SHAPERS = ("config", "types", "loading", "cleaning", "gazetteer", "outline", "chunking", "text",
-                  "embedding", "index", "ingest")
+                  "embedding", "index", "ingest", "indicators", "indicator_store", "numbers")
 
 
 def _index_key() -> str:
@@ -272,6 +272,35 @@ def test_eval_dashboard_without_and_with_a_report(app: AppTest, tmp_path: Path) 
     assert any("最新报告 20250101-000000" in s.value for s in app.subheader)
     assert any("未通过的题目（1）" in m.value for m in app.markdown)
     assert len(app.dataframe) >= 3
+
+
+def test_indicators_page_filters_downloads_and_shows_a_source_sentence(app: AppTest) -> None:
+    app.radio(key="page").set_value("indicators").run()
+    assert not app.exception, app.exception
+    assert any(h.value == "指标" for h in app.header)
+    app.text_input[0].set_value("签约率").run()
+    app.selectbox(key="ind_city").set_value("东莞市").run()
+    assert not app.exception, app.exception
+    table = app.dataframe[0].value
+    assert {"常住人口签约率", "重点人群签约率", "家庭医生签约率"} <= set(table["指标"])
+    assert set(table["地区"]) == {"东莞市"}
+    assert all(str(x).startswith("?page=indicators&record=") for x in table["原文"])
+    assert [b.label for b in app.get("download_button")] == ["⬇ CSV", "⬇ Excel"]
+    assert any("签约率（单位：%）" in m.value for m in app.markdown)  # the chart's heading
+    record = table["原文"].iloc[0].split("record=")[1]
+    app.query_params["record"] = record
+    app.run()
+    assert not app.exception, app.exception
+    md = _markdown(app)
+    assert '<mark class="cite-quote">' in md and "签约率" in md.split('<mark class="cite-quote">', 1)[1]
+
+
+def test_a_comparison_answer_shows_its_table(app: AppTest) -> None:
+    _ask(app, "居民健康素养水平:丽水2019年和东莞2024年各自实际达到多少?")
+    answer = next(m.value for m in app.markdown if 'class="answer-text"' in m.value)
+    assert "28.82%" in answer and "40.75%" in answer
+    table = app.dataframe[0].value
+    assert list(table["数值"]) == ["28.82%", "40.75%"] and list(table["引用"]) == ["[1]", "[2]"]
 
 
 def test_llm_mode_streams_through_the_fake_server(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -61,11 +61,17 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 
 
 
 @pytest.fixture(scope="module")
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def browser_data(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The data dir the app serves: a fresh copy of the seeded index."""
     if not CHROMIUM.is_file() or _driver_path() is None:
         pytest.skip("needs /usr/bin/chromium and chromedriver: apt-get install -y chromium chromium-driver")
     pytest.importorskip("selenium")
-    data = seed_index(request.config, tmp_path_factory)
+    return seed_index(request.config, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def server(browser_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    data = browser_data
     env = offline_env(data)
     env["ASSISTANT_EVAL_REPORTS"] = os.environ.get("ASSISTANT_EVAL_REPORTS") or str(REPORTS)
     port = _free_port()
@@ -168,3 +174,34 @@ def test_eval_dashboard_screenshot(server: str, driver: WebDriver, shots: Path) 
     driver.set_window_size(1400, 2300)  # the whole dashboard down to the charts
     time.sleep(1.5)  # images and data grids paint asynchronously
     assert driver.save_screenshot(str(shots / "screenshot-eval.png"))
+
+
+
+def test_indicators_page_table_chart_and_source_sentence(server: str, browser_data: Path, driver: WebDriver,
+                                                           shots: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from assistant.config import IndexSettings
+    from assistant.indicator_store import IndicatorStore
+    from assistant.ui.indicators_view import source_link
+
+    wait = WebDriverWait(driver, 120)
+    driver.get(f"{server}/?page=indicators&metric=居民健康素养水平")
+    wait.until(lambda d: "条记录" in d.find_element(By.TAG_NAME, "body").text)
+    wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "[data-testid='stDataFrame']")))
+    wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "[data-testid='stVegaLiteChart']")))
+    body = driver.find_element(By.TAG_NAME, "body").text
+    assert "居民健康素养水平（单位：%）" in body and "⬇ CSV" in body and "⬇ Excel" in body
+    # Each value's 查看原文 link (source_link) opens the viewer on its record's sentence.
+    store = IndicatorStore.for_index(IndexSettings(data_dir=browser_data))
+    record = next(r for r in store.records(city="东莞市") if r.indicator.metric == "市民健康素养水平")
+    store.close()
+    driver.get(f"{server}/{source_link(record.id)}&metric=居民健康素养水平")
+    mark = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "mark.cite-quote")))
+    assert record.indicator.sentence in mark.text and "40.75%" in mark.text
+    wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "[data-testid='stVegaLiteChart']")))
+    driver.set_window_size(1400, 1500)
+    time.sleep(1.5)  # the data grid and the chart paint asynchronously
+    assert driver.save_screenshot(str(shots / "screenshot-indicators.png"))

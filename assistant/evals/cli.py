@@ -84,6 +84,9 @@ def eval_command(
     benchmark: Annotated[str | None, typer.Option(help="A public benchmark instead of a gold set: cmrc2018")] = None,
     data: Annotated[Path | None, typer.Option(help="The benchmark's data file (cmrc2018_dev.json)")] = None,
     n: Annotated[int, typer.Option(help="Benchmark questions to sample", min=10)] = 1200,
+    heldout: Annotated[Path | None, typer.Option(help="Held-out folder (indicators_gold.jsonl + reports/) whose "
+                                                      "indicator extraction is measured [default: ./evals/heldout "
+                                                      "when present]")] = None,
 ) -> None:
     """Evaluate retrieval, answers, citations and refusals on a gold set; write a report."""
     from assistant.facade import Assistant
@@ -121,13 +124,17 @@ def eval_command(
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=err, transient=True) as prog:
             run = run_eval(assistant, items, mode=mode, k=k, baselines=baselines, judge=judge,
-                           progress=_ItemProgress(prog), corpus_dir=corpus)
+                           progress=_ItemProgress(prog), corpus_dir=corpus,
+                           heldout=heldout or (Path("evals") / "heldout"))
         report_dir = write_report(run, out)
     except AssistantError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
 
     console.print(_summary_table(run))
+    for part, m in run.indicators.items():
+        console.print(f"indicator extraction ({part}): precision {m['precision']:.3f}, recall {m['recall']:.3f} "
+                      f"on {int(m['gold'])} gold records", highlight=False)
     failed = len(run.failures())
     console.print(f"{len(run.items) - failed}/{len(run.items)} items passed; report: {report_dir}",
                   highlight=False)

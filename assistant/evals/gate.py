@@ -31,6 +31,9 @@ TARGETS: dict[str, tuple[str, float]] = {
     "fact_recall": ("min", 0.80),
     "refusal_accuracy": ("min", 0.80),
     "false_refusal_rate": ("max", 0.10),
+    "indicators/seeds/precision": ("min", 0.95),
+    "indicators/seeds/recall": ("min", 0.90),
+    "comparison/fact_recall": ("min", 0.90),
 }
 
 

@@ -31,7 +31,11 @@ from typing import Any
 
 from assistant.errors import GoldSetError
 
-CATEGORIES: tuple[str, ...] = ("single_fact", "list", "comparison", "section", "trap", "unanswerable")
+CATEGORIES: tuple[str, ...] = ("single_fact", "list", "comparison", "ranking", "trend", "section", "trap",
+                               "unanswerable", "near_miss")
+#: Items the reports cannot answer: the right answer is a refusal.  ``near_miss`` items ask for a measure
+#: the reports do not state while they state a related one (常住人口签约率 vs 重点人群签约率).
+UNANSWERABLE_CATEGORIES: tuple[str, ...] = ("unanswerable", "near_miss")
 
 REQUIRED_FIELDS: tuple[str, ...] = ("id", "question", "category", "answerable", "facts", "evidence")
 OPTIONAL_FIELDS: tuple[str, ...] = ("notes", "closest")
@@ -169,10 +173,10 @@ def _item_from_obj(fname: str, line: int, obj: Any) -> GoldItem:
     answerable = obj["answerable"]
     if not isinstance(answerable, bool):
         raise fail("field 'answerable' must be true or false.")
-    if (category == "unanswerable") == answerable:
+    if (category in UNANSWERABLE_CATEGORIES) == answerable:
         raise fail(
             f"category {category!r} contradicts answerable={str(answerable).lower()}.",
-            "Category 'unanswerable' goes with answerable=false, every other category with true.",
+            "Categories 'unanswerable' and 'near_miss' go with answerable=false, every other category with true.",
         )
 
     facts = _facts(obj["facts"], fail)

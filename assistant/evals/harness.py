@@ -132,11 +132,14 @@ class EvalRun:
     baselines: dict[str, BaselineRun] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    indicators: dict[str, dict[str, float]] = field(default_factory=dict)  # "seeds"/"heldout" → P, R, …
 
     @property
     def flat_metrics(self) -> dict[str, float]:
-        """Overall and ``category/metric`` values: what the gate checks."""
-        return flatten(self.metrics, self.per_category)
+        """Overall, ``category/metric`` and ``indicators/seeds/precision`` values: what the gate checks."""
+        flat = flatten(self.metrics, self.per_category)
+        flat.update({f"indicators/{part}/{k}": v for part, m in self.indicators.items() for k, v in m.items()})
+        return flat
 
     def failures(self) -> list[ItemResult]:
         return [r for r in self.items if not r.passed]
@@ -179,7 +182,8 @@ def _for_mode(assistant: Assistant, mode: str | None) -> Assistant:
 
     s = assistant.settings
     offline = s.with_overrides(llm={"provider": "extractive"})
-    return Assistant(offline, embedder=assistant.embedder, store=assistant.store)
+    return Assistant(offline, embedder=assistant.embedder, store=assistant.store,
+                     indicators=assistant.indicator_table.store)
 
 
 def _citations(answer: Answer) -> tuple[dict[str, Any], ...]:
@@ -316,8 +320,10 @@ def _baseline_metrics(m: dict[str, float]) -> dict[str, float]:
 
 def run_eval(assistant: Assistant, gold_items: Sequence[GoldItem], *, mode: str | None, k: int = 5,
              baselines: bool = True, progress: Progress | None = None, judge: bool = False,
-             corpus_dir: CorpusDirs | None = None) -> EvalRun:
-    """Answer every gold question and score answers, retrieval, citations and refusals.
+             corpus_dir: CorpusDirs | None = None, heldout: str | Path | None = None) -> EvalRun:
+    """Answer every gold question and score answers, retrieval, citations and refusals; score the
+    indicator records the index holds against the bundled indicator gold (when the corpus is the
+    bundled seeds) and, given ``heldout`` (a folder like ``evals/heldout``), the held-out reports.
 
     ``mode``: ``"extractive"`` forces the offline answerer, ``"llm"`` requires a
     configured LLM (:class:`ConfigError` otherwise), ``None`` uses ``assistant`` as is.
@@ -362,6 +368,7 @@ def run_eval(assistant: Assistant, gold_items: Sequence[GoldItem], *, mode: str 
     metrics["error_rate"] = errors / len(results)
     per_category = aggregate_by_category(scores, k=k)
     base = _run_baselines(target, gold_items, k, dirs, progress) if baselines else {}
+    indicators = _indicators(target, dirs, Path(heldout) if heldout is not None else None)
     config = {
         "mode": target.mode,
         "embedding_model": s.embedding.model_id,
@@ -377,8 +384,22 @@ def run_eval(assistant: Assistant, gold_items: Sequence[GoldItem], *, mode: str 
         "git_commit": _git_commit(),
         "versions": library_versions(),
     }
+    config["indicator_heldout"] = str(heldout) if "heldout" in indicators else None
     return EvalRun(mode=target.mode, k=k, metrics=metrics, per_category=per_category, items=tuple(results),
-                   baselines=base, config=config, seconds=time.perf_counter() - t0)
+                   baselines=base, config=config, seconds=time.perf_counter() - t0, indicators=indicators)
+
+
+def _indicators(assistant: Assistant, dirs: list[Path], heldout: Path | None) -> dict[str, dict[str, float]]:
+    """Extraction precision/recall: the stored records of the seeds (when the corpus is the seeds) and
+    the held-out reports (parsed here; measured, never tuned on)."""
+    from assistant.resources import indicator_gold_path
+
+    from .indicator_eval import indicator_section
+
+    seeds = len(dirs) == 1 and dirs[0].resolve() == seeds_dir().resolve()
+    records = assistant.indicator_table.store.records() if seeds else []
+    section = indicator_section(records, indicator_gold_path(), dirs[0], assistant.settings.chunk, heldout)
+    return section if seeds else {k: v for k, v in section.items() if k != "seeds"}
 
 
 __all__ = ["BaselineRun", "EvalRun", "ItemResult", "JudgeVerdict", "eval_assistant", "eval_settings", "judge_answer",

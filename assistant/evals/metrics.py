@@ -226,11 +226,17 @@ def unsupported_counts(answer: Answer) -> tuple[int, int]:
 
 
 def missing_numbers(answer: Answer) -> list[str]:
-    """Numbers the answer states that none of its cited quotes state (years excluded)."""
+    """Numbers the answer states that none of its cited quotes state (years excluded).  Sentences the
+    verifier accepted as computed (a difference or an order shown with its arithmetic) are left out:
+    their derived numbers are stated as computed, not as quoted."""
     if answer.refused:
         return []
     quotes = "\n".join(c.quote for c in answer.citations)
-    return [n.raw for n in numbers_to_check(answer.text) if not number_supported(n, quotes)]
+    text = answer.text
+    for s in answer.sentences:
+        if s.reason == "computed":
+            text = text.replace(s.text, "")
+    return [n.raw for n in numbers_to_check(text) if not number_supported(n, quotes)]
 
 
 # --- speed and cost -----------------------------------------------------------------------

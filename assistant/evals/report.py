@@ -93,6 +93,7 @@ def metrics_document(run: EvalRun) -> dict[str, Any]:
                              "build_seconds": b.build_seconds} for name, b in run.baselines.items()},
         "config": run.config,
         "seconds": run.seconds,
+        "indicators": run.indicators,
     }
 
 
@@ -138,6 +139,8 @@ def summary_markdown(run: EvalRun, title: str = "Evaluation") -> str:
         lines += ["Baselines per category (hit@5 / fact recall):", "",
                   *_table(["category", *[run.baselines[n].label for n in names]], rows), ""]
 
+    lines += indicator_lines(run.indicators)
+
     stages = sorted({k.removeprefix("latency_p50_") for k in run.metrics if k.startswith("latency_p50_")},
                     key=lambda s: (s == "total", s))
     if stages:
@@ -155,6 +158,23 @@ def summary_markdown(run: EvalRun, title: str = "Evaluation") -> str:
             lines += [f"- `{r.item.id}` [{r.item.category}] {r.item.question} → {_short(r)}" for r in items]
             lines.append("")
     return "\n".join(lines)
+
+
+INDICATOR_PARTS = {"seeds": "seed reports (gated)", "heldout": "held-out reports (measured, never tuned on)"}
+
+
+def indicator_lines(indicators: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """The summary's indicator-extraction section: precision/recall per gold set (nothing if none)."""
+    if not indicators:
+        return []
+    header = ["gold set", "gold records", "precision", "recall", "F1", "value", "unit", "comparator", "kind"]
+    rows = [[INDICATOR_PARTS.get(part, part), _fmt(m.get("gold"), "n_"), _fmt(m.get("precision")),
+             _fmt(m.get("recall")), _fmt(m.get("f1")), _fmt(m.get("value_accuracy")), _fmt(m.get("unit_accuracy")),
+             _fmt(m.get("comparator_accuracy")), _fmt(m.get("kind_accuracy"))] for part, m in indicators.items()]
+    return ["## Indicator extraction", "",
+            "Records stored at ingest scored against the hand-checked indicator gold (docs/indicators.md); "
+            "value/unit/comparator/kind: accuracy on the records paired by document, quote and metric.", "",
+            *_table(header, rows), ""]
 
 
 def _short(r: ItemResult, n: int = 90) -> str:
@@ -261,4 +281,4 @@ def write_report(run: EvalRun, out_root: str | Path, *, stamp: str | None = None
     return out
 
 
-__all__ = ["metrics_document", "summary_markdown", "write_charts", "write_report"]
+__all__ = ["indicator_lines", "metrics_document", "summary_markdown", "write_charts", "write_report"]

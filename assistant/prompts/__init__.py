@@ -27,6 +27,8 @@ EXPECTED_VARIABLES: dict[str, frozenset[str]] = {
     "qa": frozenset({"question", "sources", "valid_markers", "filters"}),
     "comparison": frozenset({"question", "sources", "valid_markers", "filters"}),
     "condense": frozenset({"history", "question"}),
+    # Questions the indicator table answers: the matched records as a compact table (assistant.table_answer).
+    "figures": frozenset({"question", "sources", "valid_markers", "filters", "figures"}),
 }
 
 _FORMATTER = string.Formatter()
@@ -88,7 +90,7 @@ def load_prompt(name: str, prompts_dir: Path | str,
                 expected: frozenset[str] | None = None) -> PromptTemplate:
     """Read ``<prompts_dir>/<name>.md`` and check its placeholders.
 
-    For the known names (``system``, ``qa``, ``comparison``, ``condense``) the set of
+    For the known names (``system``, ``qa``, ``comparison``, ``condense``, ``figures``) the set of
     placeholders must match :data:`EXPECTED_VARIABLES` exactly; pass ``expected`` to
     check another template.  Raises :class:`PromptError` naming the file otherwise.
     """
@@ -97,8 +99,8 @@ def load_prompt(name: str, prompts_dir: Path | str,
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PromptError(f"Prompt template {path} not found.",
-                          "Check PROMPTS_DIR; it must contain system.md, qa.md, comparison.md and "
-                          "condense.md.") from None
+                          "Check PROMPTS_DIR; it must contain system.md, qa.md, comparison.md, "
+                          "condense.md and figures.md.") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PromptError(f"Prompt template {path} could not be read: {type(exc).__name__}.",
                           "Save it as UTF-8 text.") from None

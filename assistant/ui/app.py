@@ -1,8 +1,9 @@
 """Streamlit UI: cited answers with a source viewer, filters, uploads, index browser, evals.
 
 Layout only: every decision lives in :mod:`assistant.ui.logic` (answers),
-:mod:`assistant.ui.documents`, :mod:`assistant.ui.evals_view` and
-:mod:`assistant.ui.feedback`; every answer comes from :class:`assistant.Assistant`.
+:mod:`assistant.ui.documents`, :mod:`assistant.ui.indicators_view` (the 指标 page),
+:mod:`assistant.ui.evals_view` and :mod:`assistant.ui.feedback`; every answer comes from
+:class:`assistant.Assistant`.
 Launch with ``assistant ui`` (or ``streamlit run assistant/ui/app.py``).
 """
 
@@ -17,12 +18,13 @@ from assistant.config import Settings
 from assistant.errors import AssistantError
 from assistant.facade import Assistant
 from assistant.index import DocInfo
+from assistant.indicator_export import to_csv, to_xlsx
 from assistant.resources import seeds_dir
 from assistant.types import Answer
-from assistant.ui import documents, evals_view, logic
+from assistant.ui import documents, evals_view, indicators_view, logic
 from assistant.ui.feedback import FeedbackStore, feedback_path, record_feedback, settings_snapshot
 
-PAGES = {"chat": "💬 问答", "docs": "📄 文档", "eval": "📊 评测"}
+PAGES = {"chat": "💬 问答", "docs": "📄 文档", "indicators": "📈 指标", "eval": "📊 评测"}
 
 
 @st.cache_resource(show_spinner="正在加载模型与索引…")
@@ -91,6 +93,8 @@ def show_answer(a: Assistant, turn: logic.ChatTurn, titles: dict[str, str]) -> N
                 st.markdown(logic.plain_section_html(ch), unsafe_allow_html=True)
     else:
         st.markdown(logic.answer_html(ans, tid), unsafe_allow_html=True)
+        if len(ans.figures) > 1:  # a comparison, ranking or trend: its figures as a table
+            st.dataframe(indicators_view.figure_rows(ans.figures), hide_index=True, width="stretch")
     if ans.unsupported:
         st.warning("\n".join([f"**{lang['unsupported']}**",
                               *[f"- ⚠ {logic.md_escape(s.text)}（{s.reason}）" for s in ans.unsupported]]))
@@ -224,6 +228,57 @@ def documents_page(a: Assistant, docs: list[DocInfo]) -> None:
             st.button("🗑 从索引中删除", key=f"rm-{d.doc_id}", on_click=remove_doc, args=(a, d.doc_id))
 
 
+# --- indicators -----------------------------------------------------------------------------
+
+
+def _param(name: str) -> str | None:
+    value = st.query_params.get(name)
+    return str(value) if value else None
+
+
+def indicators_page(a: Assistant) -> None:
+    st.header("指标")
+    st.caption("报告中写出的每个数字（实际完成、目标、变化）及其原文句子。指标名称模糊匹配：输入“签约率”可找到"
+               "“常住人口签约率”“重点人群签约率”等，并注明如何匹配。")
+    everything = a.indicators()
+    opts = indicators_view.options(everything)
+    c1, c2, c3, c4 = st.columns([3, 2, 1, 1])
+    metric = c1.text_input("指标", value=_param("metric") or "", placeholder="例如：签约率、居民健康素养水平")
+    city = c2.selectbox("地区", [None, *opts.cities], format_func=lambda v: v or "全部", key="ind_city")
+    year = c3.selectbox("年份", [None, *opts.years], format_func=lambda v: str(v) if v else "全部", key="ind_year")
+    kind = c4.selectbox("类型", [None, *indicators_view.KINDS], key="ind_kind",
+                        format_func=lambda v: indicators_view.kind_label(v) if v else "全部")
+    matches = a.indicators(metric=metric or None, city=city, year=year, kind=kind)
+    st.caption(f"{len(matches)} 条记录" + (f"（显示前 {indicators_view.ROW_LIMIT} 条；下载包含全部）"
+                                        if len(matches) > indicators_view.ROW_LIMIT else ""))
+    if not everything:
+        st.info("还没有指标记录：请先在「📄 文档」页导入报告，或在命令行运行 `assistant ingest`。")
+        return
+    picked = st.dataframe(
+        indicators_view.table_rows(matches), hide_index=True, width="stretch", key="ind_table",
+        on_select="rerun", selection_mode="single-row",
+        column_config={"原文": st.column_config.LinkColumn("原文", display_text="查看原文"),
+                       "值": st.column_config.NumberColumn("值", format="%g")})
+    stem = indicators_view.file_stem(metric, city, year)
+    d1, d2, _ = st.columns([1, 1, 4])
+    d1.download_button("⬇ CSV", data=to_csv(matches), file_name=f"{stem}.csv", mime="text/csv")
+    d2.download_button("⬇ Excel", data=to_xlsx(matches), file_name=f"{stem}.xlsx",
+                       mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    rows, x, unit = indicators_view.chart_data(matches) if metric else ([], "", "")
+    if rows:
+        st.markdown(f"#### {metric}（单位：{unit or '无'}）")
+        st.bar_chart(rows, x=x, y="值", color="类型", horizontal=False)
+    selected = picked.selection.rows if picked is not None and picked.selection else []
+    record_id = matches[selected[0]].record.id if selected else _param("record")
+    record = a.indicator_table.store.get(record_id) if record_id else None
+    if record_id and record is None:
+        st.warning("找不到这条记录（报告可能已被删除或重新导入）。")
+    if record is not None:
+        st.markdown(f"#### 原文 · {indicators_view.viewer_title(record)}")
+        chunk = a.retriever.corpus.by_id.get(record.chunk_id)
+        st.markdown(indicators_view.viewer_html(record, chunk), unsafe_allow_html=True)
+
+
 # --- evals ----------------------------------------------------------------------------------
 
 
@@ -309,6 +364,8 @@ def main() -> None:
         chat_page(a, docs, filters)
     elif page == "docs":
         documents_page(a, docs)
+    elif page == "indicators":
+        indicators_page(a)
     else:
         eval_page(a)
 
