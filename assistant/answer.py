@@ -4,12 +4,15 @@ Two steps, whatever the mode:
 
 1. :meth:`AnswerStage.generate` writes a :class:`~assistant.types.Draft`: with an LLM,
    the prompt (numbered sources fenced as data, under a token budget) is streamed
-   through the model; offline, or when the LLM fails, the extractive answerer quotes
-   report sentences.  A refusal is data (:class:`~assistant.types.Refusal`), never a
-   phrase to match later.
+   through the model, each marker held back until it is known to point to a source;
+   offline, or when the LLM fails, the extractive answerer quotes report sentences
+   (never from a chunk flagged as holding instructions).  A stream that breaks after
+   text was shown is followed by a :class:`~assistant.types.StreamReset`.  A refusal is
+   data (:class:`~assistant.types.Refusal`), never a phrase to match later.
 2. :meth:`AnswerStage.finish` verifies the draft (markers to no source dropped; each
-   sentence's numbers found in what it cites), picks the cited sentences and returns the
-   :class:`Answer` with typed warnings.
+   sentence's numbers, ranks, years and directions found in what it cites; sentences that
+   fail are marked), checks cited figures against other reports for the same city and
+   year, and returns the :class:`Answer` with typed warnings.
 
 >>> from assistant.types import Draft
 >>> stage = AnswerStage(AnswerSettings(), PromptLibrary(), None, lambda t: list(t))
@@ -21,11 +24,13 @@ Two steps, whatever the mode:
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from .config import AnswerSettings
+from .conflicts import find_conflicts
 from .context import Source, assemble, budget, cite, prompt_tokens, render_sources
 from .errors import LLMAuthError, LLMError, LLMModelNotFoundError
 from .extractive import SentenceScorer
@@ -34,10 +39,22 @@ from .llm import LLM, Completion, Message
 from .prompts import PromptLibrary
 from .query import QueryInfo
 from .retrieval import Corpus
-from .types import REFUSAL_PHRASE, Answer, Citation, Draft, ScoredChunk, SentenceCheck, Warning, WarningKind
-from .verification import split_answer_sentences, verify_answer
+from .types import (
+    REFUSAL_PHRASE,
+    Answer,
+    Chunk,
+    Citation,
+    Draft,
+    ScoredChunk,
+    SentenceCheck,
+    StreamReset,
+    Warning,
+    WarningKind,
+)
+from .verification import MarkerGate, mark_unsupported, split_answer_sentences, verify_answer
 
 _PROMPT_SLACK = 200  # tokens for the chat format and the filter line
+_YEAR_RE = re.compile(r"(?<!\d)((?:19|20)\d{2})(?!\d)")
 
 
 @dataclass(frozen=True)
@@ -79,27 +96,47 @@ class AnswerStage:
                                               outside_filters=outside_filters),
                      model=self.llm.model if self.llm else None)
 
-    def generate(self, req: Request, corpus: Corpus, scorer: SentenceScorer | None = None) -> Iterator[str | Draft]:
+    def generate(self, req: Request, corpus: Corpus, scorer: SentenceScorer | None = None, *,
+                 deadline: float | None = None) -> Iterator[str | StreamReset | Draft]:
         """Yield text deltas (LLM mode), then one :class:`Draft`.
 
-        An LLM failure that a retry could not fix falls back to the extractive answerer
-        with a :attr:`WarningKind.FALLBACK` warning; a rejected key or an unknown model
-        is raised, since every later question would fail the same way.
+        An LLM failure that a retry could not fix (within ``deadline``, a
+        :func:`time.monotonic` instant) falls back to the extractive answerer with a
+        :attr:`WarningKind.FALLBACK` warning that says what happened and how long it took;
+        when text had already been streamed, a :class:`StreamReset` comes first.  A
+        rejected key or an unknown model is raised, since every later question would fail
+        the same way.
         """
         fallback: tuple[Warning, ...] = ()
+        spent: tuple[tuple[str, float], ...] = ()
         if self.llm is not None:
+            t = time.perf_counter()
+            shown = False
+            failure: LLMError | None = None
             try:
-                yield from self._generate_llm(req, self.llm)
+                for part in self._generate_llm(req, self.llm, deadline):
+                    shown = shown or (isinstance(part, str) and bool(part))
+                    yield part
                 return
             except (LLMAuthError, LLMModelNotFoundError):
                 raise
             except LLMError as exc:
-                fallback = (Warning(WarningKind.FALLBACK, f"LLM 调用失败，已改用离线抽取模式回答（{exc.message}）。"),)
+                failure = exc
+            elapsed = time.perf_counter() - t
+            spent = (*(("llm_attempt", a.seconds) for a in failure.attempts), ("llm_failed", elapsed))
+            if shown:
+                yield StreamReset(failure.message)
+            fallback = (Warning(WarningKind.FALLBACK, f"LLM 调用失败（{failure.message}；共用时 {elapsed:.1f} 秒），"
+                                                      "已改用离线抽取模式回答。"),)
         t = time.perf_counter()
-        draft = extractive_answer(req.info, req.contexts, corpus.keyword, self.tokenize, self.settings,
-                                  sentence_scorer=scorer, corpus=corpus.chunks)
+        # Text that reads as instructions to a model is never quoted as an answer.
+        contexts = tuple(sc for sc in req.contexts if not sc.chunk.hostile)
+        draft = extractive_answer(req.info, contexts, corpus.keyword, self.tokenize, self.settings,
+                                  sentence_scorer=scorer, corpus=[c for c in corpus.chunks if not c.hostile])
+        if draft.refusal is not None and not contexts and req.contexts:
+            draft = replace(draft, refusal=replace(draft.refusal, closest=req.contexts[:3]))
         draft = replace(draft, warnings=fallback + draft.warnings,
-                        timings=(("generate", time.perf_counter() - t),))
+                        timings=(*spent, ("generate", time.perf_counter() - t)))
         yield draft
 
     def prompt(self, req: Request, context_window: int) -> tuple[list[Message], list[Source]]:
@@ -114,7 +151,7 @@ class AnswerStage:
             valid_markers=" ".join(f"[{s.number}]" for s in sources), filters=req.info.filters.describe())
         return [Message("system", system), Message("user", user)], sources
 
-    def _generate_llm(self, req: Request, llm: LLM) -> Iterator[str | Draft]:
+    def _generate_llm(self, req: Request, llm: LLM, deadline: float | None) -> Iterator[str | Draft]:
         t = time.perf_counter()
         messages, sources = self.prompt(req, llm.context_window)
         if not sources:
@@ -122,19 +159,30 @@ class AnswerStage:
             return
         completion: Completion | None = None
         timings: list[tuple[str, float]] = []
-        for part in llm.stream(messages):
+        gate = MarkerGate({s.number for s in sources})
+        for part in llm.stream(messages, deadline=deadline):
             if isinstance(part, Completion):
                 completion = part
             elif part:
                 if not timings:
                     timings.append(("first_token", time.perf_counter() - t))
-                yield part
+                if shown := gate.feed(part):
+                    yield shown
         if completion is None:
             raise LLMError("The LLM stream ended without a final message.", retryable=True)
+        if rest := gate.flush():
+            yield rest
+        timings = [("llm_attempt", a.seconds) for a in completion.attempts] + timings
         timings.append(("generate", time.perf_counter() - t))
+        warnings: tuple[Warning, ...] = ()
+        if completion.truncated:
+            why = ("到达回答长度上限（finish_reason=length）" if completion.finish_reason == "length"
+                   else f"服务器未说明结束原因（finish_reason={completion.finish_reason}）" if completion.finish_reason
+                   else "数据流在没有结束标记的情况下中止")
+            warnings = (Warning(WarningKind.TRUNCATED, f"大模型的回答不完整：{why}；以下只是已收到的部分。"),)
         yield Draft(text=completion.text, mode="llm", evidence=tuple((s.number, s.sc.chunk.text) for s in sources),
                     sources=tuple(s.sc for s in sources), usage=completion.usage, model=completion.model,
-                    timings=tuple(timings))
+                    timings=tuple(timings), warnings=warnings, truncated=completion.truncated)
 
     # --- finishing --------------------------------------------------------------------
 
@@ -142,7 +190,9 @@ class AnswerStage:
                warnings: Sequence[Warning] = ()) -> Answer:
         """Verify ``draft`` and build the :class:`Answer` (the only place one is built)."""
         t = time.perf_counter()
-        verified = verify_answer(draft.text, dict(draft.evidence))
+        cited_chunks = self._cited_chunks(draft, req)
+        verified = verify_answer(draft.text, dict(draft.evidence),
+                                 years={m: _years_of(ch) for m, ch in cited_chunks.items()})
         refusal = draft.refusal
         if refusal is None and draft.mode == "llm" and REFUSAL_PHRASE in draft.text and not verified.cited:
             # The model said the sources do not answer: keep its words, point to the nearest sections.
@@ -155,19 +205,38 @@ class AnswerStage:
             text = refusal.render()
             contexts = refusal.closest if refusal.outside_filters else (draft.sources or req.contexts)
         else:
-            text, sentences = verified.text, verified.sentences
+            sentences = verified.sentences
+            # A sentence its citations do not support is marked where it stands, never passed as checked.
+            text = mark_unsupported(verified.text, sentences)
             citations = draft.citations or self._cite(verified.text, verified.sentences, draft.sources)
             contexts = draft.sources or req.contexts
             if verified.removed_markers:
                 notes.append(Warning(WarningKind.REMOVED_MARKER, "已删除指向不存在来源的引用标记: "
                                      + " ".join(f"[{m}]" for m in verified.removed_markers)))
             notes += [unsupported_warning(s.text, s.reason) for s in verified.sentences if not s.supported]
+            suspect = sorted(m for m in verified.cited if m in cited_chunks and cited_chunks[m].hostile)
+            if suspect:
+                notes.append(Warning(WarningKind.SUSPECT_SOURCE, "所引资料 " + " ".join(f"[{m}]" for m in suspect)
+                                     + " 含有疑似针对模型的指令文字，其内容可能是伪造的，请核对原文。"))
+            pool = [sc.chunk for sc in req.contexts]
+            notes += [Warning(WarningKind.CONFLICT, c.describe())
+                      for c in find_conflicts(sentences, cited_chunks, pool, self.tokenize)]
         return Answer(
             question=req.question, text=text, citations=citations, mode=draft.mode, refusal=refusal,
             warnings=tuple(notes), sentences=sentences, contexts=tuple(contexts), filters=req.info.filters,
             standalone_question=req.standalone if req.standalone != req.question else None, usage=draft.usage,
             timings=(*timings, *draft.timings, ("verify", time.perf_counter() - t)), model=draft.model,
+            truncated=draft.truncated,
         )
+
+    @staticmethod
+    def _cited_chunks(draft: Draft, req: Request) -> dict[int, Chunk]:
+        """Marker → the chunk it stands for (LLM: the numbered sources; extractive: the
+        chunk each quote was taken from)."""
+        if draft.sources:
+            return {i: sc.chunk for i, sc in enumerate(draft.sources, start=1)}
+        by_id = {sc.chunk.chunk_id: sc.chunk for sc in req.contexts}
+        return {c.marker: by_id[c.chunk_id] for c in draft.citations if c.chunk_id in by_id}
 
     def _cite(self, text: str, sentences: Sequence[SentenceCheck],
               sources: Sequence[ScoredChunk]) -> tuple[Citation, ...]:
@@ -176,6 +245,14 @@ class AnswerStage:
             or [(x, ()) for x in split_answer_sentences(text)]
         numbered = [Source(i, sc) for i, sc in enumerate(sources, start=1)]
         return cite(per_sentence, numbered, self.tokenize)
+
+
+def _years_of(chunk: Chunk) -> frozenset[int]:
+    """The years a source speaks for besides those in its text: its section's when the
+    section names one (一、2019年工作总结), else its report's and those in its title."""
+    if chunk.year is not None:
+        return frozenset({chunk.year})
+    return frozenset({*chunk.doc_years, *(int(y) for y in _YEAR_RE.findall(chunk.title))})
 
 
 __all__ = ["AnswerStage", "Request", "unsupported_warning"]

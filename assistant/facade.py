@@ -31,7 +31,7 @@ from .prompts import PromptLibrary
 from .query import analyze, condense
 from .retrieval import HybridRetriever
 from .text import terms, warm_up
-from .types import Answer, Chunk, Filters, Warning
+from .types import Answer, Chunk, Draft, Filters, StreamReset, Warning
 
 History = Sequence[tuple[str, str]]  # (role, text), role in {"user", "assistant"}
 MAX_QUESTION_CHARS = 2000
@@ -177,11 +177,13 @@ class Assistant:
         return final
 
     def stream(self, question: str, *, city: str | None = None, year: int | None = None,
-               doc: str | None = None, history: History | None = None) -> Iterator[str | Answer]:
+               doc: str | None = None, history: History | None = None) -> Iterator[str | StreamReset | Answer]:
         """Yield text deltas, then the final :class:`Answer` (LLM mode streams tokens;
-        extractive mode yields its answer in one piece).
+        extractive mode yields its answer in one piece).  A :class:`StreamReset` means the
+        text streamed so far is void (the LLM stream broke): clear it, the fallback follows.
 
-        Stages: condense → analyze → embed (once) → retrieve → generate → finish.
+        Stages: condense → analyze → embed (once) → retrieve → generate → finish, all LLM
+        calls inside one time budget (``LLM_DEADLINE``).
         """
         question = (question or "").strip()
         if not question:
@@ -189,12 +191,14 @@ class Assistant:
         if len(question) > MAX_QUESTION_CHARS:
             raise AssistantError(f"The question is longer than {MAX_QUESTION_CHARS:,} characters.", "Shorten it.")
         stage, corpus = self.answer_stage, self.retriever.corpus
+        deadline = time.monotonic() + self.settings.llm.deadline
         timings: list[tuple[str, float]] = []
         t = time.perf_counter()
         standalone, notes = question, tuple[Warning, ...]()
         if history:
             standalone, notes = condense(question, history, llm=stage.llm, prompts=self._prompts,
-                                         corpus_cities=corpus.cities(), gazetteer=self._gazetteer)
+                                         corpus_cities=corpus.cities(), gazetteer=self._gazetteer,
+                                         deadline=deadline)
             timings.append(("condense", time.perf_counter() - t))
         if not corpus.chunks:
             raise AssistantError(f"No reports are indexed in {self.store.location}.",
@@ -219,12 +223,12 @@ class Assistant:
             closest = self.retriever.retrieve(standalone, Filters(), top_k=3, query_vector=qv)
             draft = stage.refuse(req, closest, outside_filters=True)
         else:
-            for part in stage.generate(req, corpus, self._sentence_sims):
-                if isinstance(part, str):
-                    streamed = True
-                    yield part
-                else:
+            for part in stage.generate(req, corpus, self._sentence_sims, deadline=deadline):
+                if isinstance(part, Draft):
                     draft = part
+                else:
+                    streamed = isinstance(part, str)  # after a reset, nothing of this answer is shown
+                    yield part
         answer = stage.finish(draft, req, timings=timings, warnings=notes)
         if not streamed:
             yield answer.text

@@ -20,11 +20,11 @@ from typer.testing import CliRunner
 
 from assistant.cli import app
 from assistant.config import ChunkSettings
-from assistant.testing import HashEmbedder
 from assistant.errors import IndexError_, IndexMismatchError
 from assistant.facade import Assistant
 from assistant.index import ChunkStore
 from assistant.ingest import parse_file
+from assistant.testing import HashEmbedder
 from assistant.types import Chunk
 
 S000 = "000_02aee6cc86416636.txt"  # contains U+00A0: GBK cannot encode it, GB18030 can
@@ -505,9 +505,9 @@ def test_cli_unknown_document(cli: Callable[..., object], two_seeds: Path) -> No
 def test_asking_an_empty_index_says_to_ingest(tmp_path) -> None:
     from conftest import make_settings
 
-    from assistant.testing import HashEmbedder
     from assistant.errors import AssistantError
     from assistant.facade import Assistant
+    from assistant.testing import HashEmbedder
 
     a = Assistant(make_settings(tmp_path), embedder=HashEmbedder())
     with pytest.raises(AssistantError, match="assistant ingest"):

@@ -60,7 +60,7 @@ def test_an_override_file_wins_and_a_missing_folder_is_named(tmp_path: Path) -> 
     lib = PromptLibrary(tmp_path)
     assert lib.render("system") == "只依据资料回答。"
     assert lib.get("qa").source == str(PROMPTS / "qa.md")  # not overridden
-    with pytest.raises(PromptError, match="PROMPTS_DIR .*nowhere"):
+    with pytest.raises(PromptError, match=r"PROMPTS_DIR .*nowhere"):
         PromptLibrary(tmp_path / "nowhere")
 
 
