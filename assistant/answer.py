@@ -129,10 +129,11 @@ class AnswerStage:
             fallback = (Warning(WarningKind.FALLBACK, f"LLM 调用失败（{failure.message}；共用时 {elapsed:.1f} 秒），"
                                                       "已改用离线抽取模式回答。"),)
         t = time.perf_counter()
-        # Text that reads as instructions to a model is never quoted as an answer.
-        contexts = tuple(sc for sc in req.contexts if not sc.chunk.hostile)
+        # Text that reads as instructions to a model (or comes from a report holding such
+        # text) is never quoted as an answer.
+        contexts = tuple(sc for sc in req.contexts if not sc.chunk.suspect)
         draft = extractive_answer(req.info, contexts, corpus.keyword, self.tokenize, self.settings,
-                                  sentence_scorer=scorer, corpus=[c for c in corpus.chunks if not c.hostile])
+                                  sentence_scorer=scorer, corpus=[c for c in corpus.chunks if not c.suspect])
         if draft.refusal is not None and not contexts and req.contexts:
             draft = replace(draft, refusal=replace(draft.refusal, closest=req.contexts[:3]))
         draft = replace(draft, warnings=fallback + draft.warnings,
@@ -214,10 +215,10 @@ class AnswerStage:
                 notes.append(Warning(WarningKind.REMOVED_MARKER, "已删除指向不存在来源的引用标记: "
                                      + " ".join(f"[{m}]" for m in verified.removed_markers)))
             notes += [unsupported_warning(s.text, s.reason) for s in verified.sentences if not s.supported]
-            suspect = sorted(m for m in verified.cited if m in cited_chunks and cited_chunks[m].hostile)
+            suspect = sorted(m for m in verified.cited if m in cited_chunks and cited_chunks[m].suspect)
             if suspect:
                 notes.append(Warning(WarningKind.SUSPECT_SOURCE, "所引资料 " + " ".join(f"[{m}]" for m in suspect)
-                                     + " 含有疑似针对模型的指令文字，其内容可能是伪造的，请核对原文。"))
+                                     + " 出自含有疑似针对模型的指令文字的报告，其内容可能是伪造的，请核对原文。"))
             pool = [sc.chunk for sc in req.contexts]
             notes += [Warning(WarningKind.CONFLICT, c.describe())
                       for c in find_conflicts(sentences, cited_chunks, pool, self.tokenize)]

@@ -150,15 +150,19 @@ def docs(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     if as_json:
         print(json.dumps([asdict(d) for d in items], ensure_ascii=False, indent=2))
         return
+    from .index import flags_text
+
     t = Table()
     # The id is what `sections`/`--doc` take: never elide it, even in an 80-column pipe.
     t.add_column("doc id", no_wrap=True, min_width=16)
     for name in ("file", "city", "years", "title", "issuer", "date", "chunks"):
         t.add_column(name)
+    t.add_column("flags", style="yellow")
+    names = {d.doc_id: Path(d.path).name for d in items}
     for d in items:
         years = " ".join(f"{y}({ {'review': '回顾', 'plan': '计划'}.get(r, '?') })" for y, r in d.years)
         t.add_row(d.doc_id, Path(d.path).name, d.city or "?", years, d.title, d.issuer or "", d.date or "",
-                  str(d.chunks))
+                  str(d.chunks), flags_text(d, names))
     console.print(t)
 
 

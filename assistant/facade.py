@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from .config import Settings
 from .embedding import Embedder, make_embedder
 from .errors import AssistantError
 from .gazetteer import Gazetteer
-from .index import ChunkStore, DocInfo, Store, drop_index
+from .index import ChunkStore, DocInfo, Store, drop_index, with_claims
 from .ingest import Ingestor, IngestProgress, IngestReport
 from .llm import LLM, OpenAIChatLLM
 from .prompts import PromptLibrary
@@ -121,22 +122,24 @@ class Assistant:
                progress: IngestProgress | None = None) -> IngestReport:
         """Index files or folders incrementally (see :mod:`assistant.ingest`)."""
         with self._ingest_lock:
+            note = None
             if rebuild:
                 # Not self.store: opening the store checks the embedding model, and a
-                # rebuild is exactly how an index of another model gets replaced.
+                # rebuild is exactly how an index of another model (or a damaged one) gets replaced.
                 with self._init_lock:
                     store, self._store, self._retriever = self._store, None, None
                 if store is not None:
                     store.reset()
                 else:
-                    drop_index(self.settings.index)
+                    note = drop_index(self.settings.index)
             report = Ingestor(self.store, self.embedder, self.settings).run(paths, prune=prune, progress=progress)
             self.retriever.refresh()
-            return report
+            return replace(report, repaired=(note, *report.repaired)) if note else report
 
     def documents(self) -> list[DocInfo]:
+        """Indexed documents, each with its flagged chunks and the reports claiming its city and year."""
         counts = self.store.chunk_doc_counts()
-        return [DocInfo.of(e, counts.get(e.doc_id, 0)) for e in self.store.manifest()]
+        return with_claims([DocInfo.of(e, counts.get(e.doc_id, 0)) for e in self.store.manifest()])
 
     def find_document(self, ref: str) -> DocInfo:
         """A document by id, id prefix, file name or stem."""

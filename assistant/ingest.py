@@ -27,7 +27,7 @@ from .outline import parse_outline
 from .text import terms
 from .types import Chunk, Document, Section
 
-PARSER_VERSION = "3"  # bump when parsing/chunking changes so files are re-chunked
+PARSER_VERSION = "4"  # bump when parsing/chunking changes so files are re-chunked (4: chunk flags)
 
 Status = Literal["added", "updated", "unchanged", "failed", "duplicate", "removed"]
 
@@ -210,7 +210,8 @@ class Ingestor:
                 self._store.delete_doc(doc.doc_id)
             self._store.add_chunks(chunks, matrix, toks)
             entry = ManifestEntry(key=key, sha256=fp, doc_id=doc.doc_id, n_chunks=len(chunks), meta=doc.meta,
-                                  ingested_at=time.time(), fmt=doc.fmt, chars=len(doc.text))
+                                  ingested_at=time.time(), fmt=doc.fmt, chars=len(doc.text),
+                                  flagged=sum(c.hostile for c in chunks))
             self._store.put_manifest(entry)
             if old and not same_doc and sum(1 for e in manifest.values() if e.doc_id == old.doc_id) <= 1:
                 self._store.delete_doc(old.doc_id)
