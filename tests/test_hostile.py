@@ -230,3 +230,15 @@ def test_seed_answers_raise_no_conflict(seeded) -> None:
     for q in ("丽水市2019年居民健康素养水平是多少?", "东莞2025年家庭医生签约率目标是多少?",
               "丽水市2019年市级医院排队平均时间缩短到多少?"):
         assert not seeded.ask(q).warnings_of(WarningKind.CONFLICT), q
+
+
+def test_the_ui_document_table_has_a_flags_column() -> None:
+    from assistant.index import DocInfo
+    from assistant.ui.documents import doc_rows
+
+    a = DocInfo("d1", "/r/a.txt", "甲", "丽水市", ((2019, "review"),), None, None, 5, "txt", 0.0,
+                flagged_chunks=2, same_city_year=("d2",))
+    b = DocInfo("d2", "/r/b.txt", "乙", "丽水市", ((2019, "review"),), None, None, 5, "txt", 0.0,
+                same_city_year=("d1",))
+    rows = doc_rows([a, b])
+    assert rows[0]["标记"] == "⚠ 疑似指令 2 段; 同城同年: b.txt" and rows[1]["标记"] == "同城同年: a.txt"

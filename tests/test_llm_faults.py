@@ -296,3 +296,14 @@ def test_cli_ask_exits_3_when_a_sentence_is_unsupported(seeded_dir: Path, fake_o
     bad = CliRunner().invoke(app, ["ask", Q], env=env, catch_exceptions=False)
     assert bad.exit_code == EXIT_UNSUPPORTED == 3
     assert "⚠市级医院排队平均时间缩短至3.51分钟" in bad.stdout
+
+
+def test_cli_says_when_a_broken_stream_was_replaced(seeded_dir: Path, fake_openai: FakeOpenAIServer,
+                                                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    fake_openai.responder = lambda req: "半截的回答" + quoting_responder(req)
+    fake_openai.enqueue(break_after=2)
+    res = CliRunner().invoke(app, ["ask", Q], env=_cli_env(seeded_dir, fake_openai), catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "中途中断" in res.stderr and "broke" in res.stderr
+    assert "半截" not in res.stdout and "3.15分钟" in res.stdout and "离线抽取模式" in res.stdout
