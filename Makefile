@@ -1,12 +1,16 @@
 # Two commands for a fresh machine (each creates/uses .venv):
-#   make run   install, index seeds/ on the offline default, start the chat UI
+#   make run   install, index the seed reports on the offline default, start the chat UI
 #   make test  install (with dev extras) and run the whole test suite
+# After `make run`, the CLI is .venv/bin/assistant (or `source .venv/bin/activate`).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# A checkout keeps its index in ./.data (git-ignored); an installed package uses the
+# user's data folder unless ASSISTANT_DATA_DIR says otherwise.
+export ASSISTANT_DATA_DIR ?= $(CURDIR)/.data
 
-.PHONY: run test install ingest ui eval bench clean
+.PHONY: run test lint install ingest ui eval report screenshots bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,11 +26,23 @@ ingest: install
 run: ingest
 	$(BIN)/assistant ui
 
-test: install
+lint: install
+	$(BIN)/ruff check assistant tests benchmarks
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest -q
 
-eval: ingest
-	$(BIN)/assistant eval --check
+# The offline eval gate, writing its report to a temp folder (tests never change tracked files).
+eval: install
+	$(BIN)/assistant eval --check --out "$$(mktemp -d)"
+
+# Deliberate refreshes of committed artefacts.
+report: install
+	$(BIN)/assistant eval --out evals/reports
+
+screenshots: install
+	SCREENSHOT_DIR=$(CURDIR)/docs $(BIN)/python -m pytest -q -m browser tests/test_ui_browser.py
 
 bench: ingest
 	$(BIN)/python benchmarks/ingest.py
