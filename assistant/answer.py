@@ -6,13 +6,17 @@ Two steps, whatever the mode:
    table is consulted first (:mod:`assistant.table_answer`): comparisons, rankings, trends
    and near-miss metrics are answered (or refused) from its records.  Otherwise, with an
    LLM, the prompt (numbered sources fenced as data, under a token budget; the matched
-   records as a table when there are any) is streamed through the model; offline, or
-   when the LLM fails, the extractive answerer quotes report sentences.  A refusal is
-   data (:class:`~assistant.types.Refusal`), never a phrase to match later.
+   records as a table when there are any) is streamed through the model, each marker held
+   back until it is known to point to a source; offline, or when the LLM fails, the
+   extractive answerer quotes report sentences (never from a chunk flagged as holding
+   instructions).  A stream that breaks after text was shown is followed by a
+   :class:`~assistant.types.StreamReset`.  A refusal is data
+   (:class:`~assistant.types.Refusal`), never a phrase to match later.
 2. :meth:`AnswerStage.finish` verifies the draft (markers to no source dropped; each
-   sentence's numbers found in what it cites, except numbers the draft computed, which
-   are marked as such), picks the cited sentences and returns the :class:`Answer` with
-   typed warnings.
+   sentence's numbers, ranks, years and directions found in what it cites, except numbers
+   the draft computed, which are marked as such; sentences that fail are marked), checks
+   cited figures against other reports for the same city and year, and returns the
+   :class:`Answer` with typed warnings.
 
 >>> from assistant.types import Draft
 >>> stage = AnswerStage(AnswerSettings(), PromptLibrary(), None, lambda t: list(t))
@@ -26,11 +30,12 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from .config import AnswerSettings
+from .conflicts import find_conflicts
 from .context import Source, assemble, budget, cite, prompt_tokens, render_sources
 from .embedding import Embedder
 from .errors import AssistantError, LLMAuthError, LLMError, LLMModelNotFoundError
@@ -55,17 +60,20 @@ from .table_answer import draft as table_draft
 from .types import (
     REFUSAL_PHRASE,
     Answer,
+    Chunk,
     Citation,
     Draft,
     FigureRow,
     ScoredChunk,
     SentenceCheck,
+    StreamReset,
     Warning,
     WarningKind,
 )
-from .verification import split_answer_sentences, verify_answer
+from .verification import MarkerGate, mark_unsupported, split_answer_sentences, verify_answer
 
 _PROMPT_SLACK = 200  # tokens for the chat format and the filter line
+_YEAR_RE = re.compile(r"(?<!\d)((?:19|20)\d{2})(?!\d)")
 
 
 MAX_QUESTION_CHARS = 2000
@@ -149,46 +157,65 @@ class AnswerStage:
                                               outside_filters=outside_filters),
                      model=self.llm.model if self.llm else None)
 
-    def generate(self, req: Request, corpus: Corpus) -> Iterator[str | Draft]:
+    def generate(self, req: Request, corpus: Corpus, *,
+                 deadline: float | None = None) -> Iterator[str | StreamReset | Draft]:
         """Yield text deltas (LLM mode), then one :class:`Draft`.
 
-        An LLM failure that a retry could not fix falls back to the extractive answerer
-        with a :attr:`WarningKind.FALLBACK` warning; a rejected key or an unknown model
-        is raised, since every later question would fail the same way.
+        An LLM failure that a retry could not fix (within ``deadline``, a
+        :func:`time.monotonic` instant) falls back to the extractive answerer with a
+        :attr:`WarningKind.FALLBACK` warning that says what happened and how long it took;
+        when text had already been streamed, a :class:`StreamReset` comes first.  A
+        rejected key or an unknown model is raised, since every later question would fail
+        the same way.
         """
         fallback: tuple[Warning, ...] = ()
         t = time.perf_counter()
         table = self.table.lookup(req.standalone, req.info, corpus.chunks) if self.table is not None else None
-        looked_up = (("table", time.perf_counter() - t),) if self.table is not None else ()
+        spent: tuple[tuple[str, float], ...] = (("table", time.perf_counter() - t),) if self.table is not None else ()
         if table is not None and (table.refusal is not None or self.llm is None):
             draft = table_draft(table)
             if draft.refusal is not None:  # point to the sections that came closest, as every refusal does
                 draft = replace(draft, refusal=replace(draft.refusal, closest=tuple(req.contexts[:3])))
             yield replace(draft, mode="llm" if self.llm else "extractive", model=self.llm.model if self.llm else None,
-                          timings=looked_up)
+                          timings=spent)
             return
         if not req.contexts:  # nothing under these filters (a city or year no report covers)
             yield self.refuse(req, req.closest, outside_filters=True)
             return
         if self.llm is not None:
+            t = time.perf_counter()
+            shown = False
+            failure: LLMError | None = None
             try:
-                for part in self._generate_llm(req, self.llm, table, corpus):
-                    yield replace(part, timings=(*looked_up, *part.timings)) if isinstance(part, Draft) else part
+                for part in self._generate_llm(req, self.llm, deadline, table, corpus):
+                    shown = shown or (isinstance(part, str) and bool(part))
+                    yield replace(part, timings=(*spent, *part.timings)) if isinstance(part, Draft) else part
                 return
             except (LLMAuthError, LLMModelNotFoundError):
                 raise
             except LLMError as exc:
-                fallback = (Warning(WarningKind.FALLBACK, f"LLM 调用失败，已改用离线抽取模式回答（{exc.message}）。"),)
-                if table is not None:
-                    offline = table_draft(table)
-                    yield replace(offline, warnings=fallback + offline.warnings)
-                    return
+                failure = exc
+            elapsed = time.perf_counter() - t
+            spent = (*spent, *(("llm_attempt", a.seconds) for a in failure.attempts), ("llm_failed", elapsed))
+            if shown:
+                yield StreamReset(failure.message)
+            fallback = (Warning(WarningKind.FALLBACK, f"LLM 调用失败（{failure.message}；共用时 {elapsed:.1f} 秒），"
+                                                      "已改用离线抽取模式回答。"),)
+            if table is not None:
+                offline = table_draft(table)
+                yield replace(offline, warnings=fallback + offline.warnings, timings=spent)
+                return
         t = time.perf_counter()
+        # Text that reads as instructions to a model (or comes from a report holding such
+        # text) is never quoted as an answer: evidence() leaves those chunks out.
+        contexts = tuple(sc for sc in req.contexts if not sc.chunk.suspect)
         weights = term_weights(question_terms(req.info, self.tokenize), corpus.keyword)
-        draft = extractive_answer(req.info, req.contexts, self.evidence(req, corpus), weights, self.tokenize,
-                                  self.settings, self.model, corpus=corpus.chunks)
+        draft = extractive_answer(req.info, contexts, self.evidence(req, corpus), weights, self.tokenize,
+                                  self.settings, self.model, corpus=[c for c in corpus.chunks if not c.suspect])
+        if draft.refusal is not None and not contexts and req.contexts:
+            draft = replace(draft, refusal=replace(draft.refusal, closest=req.contexts[:3]))
         draft = replace(draft, warnings=fallback + draft.warnings,
-                        timings=(*looked_up, ("generate", time.perf_counter() - t)))
+                        timings=(*spent, ("generate", time.perf_counter() - t)))
         yield draft
 
     def evidence(self, req: Request, corpus: Corpus) -> tuple[Candidate, ...]:
@@ -202,7 +229,8 @@ class AnswerStage:
             def similarity(texts: list[str]) -> list[float]:
                 return [float(x) for x in emb.embed_passages(texts) @ qv]
 
-        cands = candidates(req.info, req.contexts, corpus.keyword, self.tokenize, similarity=similarity)
+        contexts = tuple(sc for sc in req.contexts if not sc.chunk.suspect)
+        cands = candidates(req.info, contexts, corpus.keyword, self.tokenize, similarity=similarity)
         return tuple(score(cands, self.model))
 
     def assess(self, req: Request, corpus: Corpus, widen: Callable[[], Sequence[ScoredChunk]] | None = None) -> Request:
@@ -252,7 +280,7 @@ class AnswerStage:
             values["figures"] = figures_table(table, {s.sc.chunk.chunk_id: s.number for s in sources})
         return [Message("system", system), Message("user", self.prompts.render(template, **values))], sources
 
-    def _generate_llm(self, req: Request, llm: LLM, table: TableResult | None = None,
+    def _generate_llm(self, req: Request, llm: LLM, deadline: float | None, table: TableResult | None = None,
                       corpus: Corpus | None = None) -> Iterator[str | Draft]:
         t = time.perf_counter()
         messages, sources = self.prompt(req, llm.context_window, table, corpus)
@@ -261,15 +289,20 @@ class AnswerStage:
             return
         completion: Completion | None = None
         timings: list[tuple[str, float]] = []
-        for part in llm.stream(messages):
+        gate = MarkerGate({s.number for s in sources})
+        for part in llm.stream(messages, deadline=deadline):
             if isinstance(part, Completion):
                 completion = part
             elif part:
                 if not timings:
                     timings.append(("first_token", time.perf_counter() - t))
-                yield part
+                if shown := gate.feed(part):
+                    yield shown
         if completion is None:
             raise LLMError("The LLM stream ended without a final message.", retryable=True)
+        if rest := gate.flush():
+            yield rest
+        timings = [("llm_attempt", a.seconds) for a in completion.attempts] + timings
         timings.append(("generate", time.perf_counter() - t))
         figures: tuple[FigureRow, ...] = ()
         notes: tuple[Warning, ...] = ()
@@ -279,17 +312,25 @@ class AnswerStage:
             figures = tuple(replace(f, marker=numbers.get(m.record.chunk_id, 0))
                             for f, m in zip(base.figures, table.rows, strict=True))
             notes = base.warnings
+        if completion.truncated:
+            why = ("到达回答长度上限（finish_reason=length）" if completion.finish_reason == "length"
+                   else f"服务器未说明结束原因（finish_reason={completion.finish_reason}）" if completion.finish_reason
+                   else "数据流在没有结束标记的情况下中止")
+            notes += (Warning(WarningKind.TRUNCATED, f"大模型的回答不完整：{why}；以下只是已收到的部分。"),)
         yield Draft(text=completion.text, mode="llm", evidence=tuple((s.number, s.sc.chunk.text) for s in sources),
                     sources=tuple(s.sc for s in sources), usage=completion.usage, model=completion.model,
-                    timings=tuple(timings), figures=figures, warnings=notes,
+                    timings=tuple(timings), figures=figures, warnings=notes, truncated=completion.truncated,
                     computed=computed_numbers(table) if table is not None else ())
 
     # --- finishing --------------------------------------------------------------------
 
-    def finish(self, draft: Draft, req: Request) -> Answer:
-        """Verify ``draft`` and build the :class:`Answer` (the only place one is built)."""
+    def finish(self, draft: Draft, req: Request, corpus: Corpus | None = None) -> Answer:
+        """Verify ``draft`` and build the :class:`Answer` (the only place one is built).
+        ``corpus`` resolves quotes taken outside ``req.contexts`` (table answers)."""
         t = time.perf_counter()
-        verified = verify_answer(draft.text, dict(draft.evidence))
+        cited_chunks = self._cited_chunks(draft, req, corpus)
+        verified = verify_answer(draft.text, dict(draft.evidence),
+                                 years={m: _years_of(ch) for m, ch in cited_chunks.items()})
         if draft.computed:
             verified = replace(verified, sentences=tuple(_computed(s, draft.computed) for s in verified.sentences))
         refusal = draft.refusal
@@ -304,20 +345,40 @@ class AnswerStage:
             text = refusal.render()
             contexts = refusal.closest if refusal.outside_filters else (draft.sources or req.contexts)
         else:
-            text, sentences = verified.text, verified.sentences
+            sentences = verified.sentences
+            # A sentence its citations do not support is marked where it stands, never passed as checked.
+            text = mark_unsupported(verified.text, sentences)
             citations = draft.citations or self._cite(verified.text, verified.sentences, draft.sources)
             contexts = draft.sources or req.contexts
             if verified.removed_markers:
                 notes.append(Warning(WarningKind.REMOVED_MARKER, "已删除指向不存在来源的引用标记: "
                                      + " ".join(f"[{m}]" for m in verified.removed_markers)))
             notes += [unsupported_warning(s.text, s.reason) for s in verified.sentences if not s.supported]
+            suspect = sorted(m for m in verified.cited if m in cited_chunks and cited_chunks[m].suspect)
+            if suspect:
+                notes.append(Warning(WarningKind.SUSPECT_SOURCE, "所引资料 " + " ".join(f"[{m}]" for m in suspect)
+                                     + " 出自含有疑似针对模型的指令文字的报告，其内容可能是伪造的，请核对原文。"))
+            if not draft.figures:  # a table answer lists every report's figure and its conflicts itself
+                pool = [sc.chunk for sc in req.contexts]
+                notes += [Warning(WarningKind.CONFLICT, c.describe())
+                          for c in find_conflicts(sentences, cited_chunks, pool, self.tokenize)]
         return Answer(
             question=req.question, text=text, citations=citations, mode=draft.mode, refusal=refusal,
             warnings=tuple(notes), sentences=sentences, contexts=tuple(contexts), filters=req.info.filters,
             standalone_question=req.standalone if req.standalone != req.question else None, usage=draft.usage,
             timings=(*req.timings, *draft.timings, ("verify", time.perf_counter() - t)), model=draft.model,
-            figures=draft.figures if refusal is None else (),
+            figures=draft.figures if refusal is None else (), truncated=draft.truncated,
         )
+
+    @staticmethod
+    def _cited_chunks(draft: Draft, req: Request, corpus: Corpus | None) -> dict[int, Chunk]:
+        """Marker → the chunk it stands for (LLM: the numbered sources; extractive: the
+        chunk each quote was taken from)."""
+        if draft.sources:
+            return {i: sc.chunk for i, sc in enumerate(draft.sources, start=1)}
+        by_id: Mapping[str, Chunk] = corpus.by_id if corpus is not None else \
+            {sc.chunk.chunk_id: sc.chunk for sc in req.contexts}
+        return {c.marker: by_id[c.chunk_id] for c in draft.citations if c.chunk_id in by_id}
 
     def _cite(self, text: str, sentences: Sequence[SentenceCheck],
               sources: Sequence[ScoredChunk]) -> tuple[Citation, ...]:
@@ -339,6 +400,14 @@ def _computed(check: SentenceCheck, computed: Sequence[str]) -> SentenceCheck:
         if not mentions or not all(number_supported(n, derived) for n in mentions):
             return check
     return replace(check, supported=True, reason="computed")
+
+
+def _years_of(chunk: Chunk) -> frozenset[int]:
+    """The years a source speaks for besides those in its text: its section's when the
+    section names one (一、2019年工作总结), else its report's and those in its title."""
+    if chunk.year is not None:
+        return frozenset({chunk.year})
+    return frozenset({*chunk.doc_years, *(int(y) for y in _YEAR_RE.findall(chunk.title))})
 
 
 __all__ = ["MAX_QUESTION_CHARS", "AnswerStage", "Request", "check_question", "unsupported_warning"]

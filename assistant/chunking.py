@@ -10,17 +10,21 @@
   parent) while the merge fits the budget.
 * ``Chunk.text`` is always the exact span ``doc.text[start:end]``; the heading path
   and a document label are prepended only to ``embed_text``.
+* A chunk holding text that reads as instructions to a model is flagged
+  (:func:`assistant.hostile.chunk_flags`), and the other chunks of its document are
+  flagged as suspect.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .config import ChunkSettings
+from .hostile import chunk_flags
 from .outline import PREAMBLE
 from .text import count_tokens, sentence_spans
-from .types import Chunk, Document, Section, YearRole
+from .types import SUSPECT_DOCUMENT_FLAG, Chunk, Document, Section, YearRole
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,8 @@ def chunk_document(doc: Document, root: Section, settings: ChunkSettings) -> lis
             else _split(text, start, end, settings)
         for a, b in spans:
             chunks.append(_make_chunk(doc, sec, a, b, len(chunks)))
+    if any(c.hostile for c in chunks):  # a report that talks to models is suspect as a whole
+        chunks = [c if c.hostile else replace(c, flags=(*c.flags, SUSPECT_DOCUMENT_FLAG)) for c in chunks]
     return chunks
 
 
@@ -154,5 +160,5 @@ def _make_chunk(doc: Document, sec: Section, start: int, end: int, ordinal: int)
         section_path=path, heading=path[-1], title=doc.meta.title, city=doc.meta.city,
         doc_years=doc.meta.year_list, year=sec.year, role=sec.role, departments=sec.departments,
         token_count=count_tokens(body), embed_text=embed_text, source_path=doc.source_path,
-        ordinal=ordinal,
+        ordinal=ordinal, flags=chunk_flags(body),
     )

@@ -2,6 +2,10 @@
 
 Typer gives typed options and help for free; rich draws progress bars and tables.
 The CLI only calls the ``assistant`` package; it holds no logic of its own.
+
+Exit codes: 0 done; 1 ``ingest`` had files that failed; 2 an error (bad input,
+configuration, an index or LLM that cannot be used); 3 ``ask`` answered, but some
+sentence of the answer is not supported by its citations (marked ⚠ in the text).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from .types import WarningKind
 if TYPE_CHECKING:
     from .facade import Assistant
     from .types import Answer
+
+EXIT_UNSUPPORTED = 3  # `ask`: the answer holds sentences its citations do not support
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Question answering with verified citations over Chinese health-policy reports.")
@@ -144,15 +150,19 @@ def docs(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     if as_json:
         print(json.dumps([asdict(d) for d in items], ensure_ascii=False, indent=2))
         return
+    from .index import flags_text
+
     t = Table()
     # The id is what `sections`/`--doc` take: never elide it, even in an 80-column pipe.
     t.add_column("doc id", no_wrap=True, min_width=16)
     for name in ("file", "city", "years", "title", "issuer", "date", "chunks"):
         t.add_column(name)
+    t.add_column("flags", style="yellow")
+    names = {d.doc_id: Path(d.path).name for d in items}
     for d in items:
         years = " ".join(f"{y}({ {'review': '回顾', 'plan': '计划'}.get(r, '?') })" for y, r in d.years)
         t.add_row(d.doc_id, Path(d.path).name, d.city or "?", years, d.title, d.issuer or "", d.date or "",
-                  str(d.chunks))
+                  str(d.chunks), flags_text(d, names))
     console.print(t)
 
 
@@ -190,7 +200,8 @@ def _print_answer(ans: Answer, as_json: bool) -> None:
     console.print(f"[dim]{badge} · 筛选: {ans.filters.describe()}[/dim]")
     console.print(ans.text, style="yellow" if ans.refused else None, highlight=False, markup=False)
     for w in ans.warnings:
-        bad = w.kind == WarningKind.UNSUPPORTED
+        bad = w.kind in (WarningKind.UNSUPPORTED, WarningKind.CONFLICT, WarningKind.SUSPECT_SOURCE,
+                         WarningKind.TRUNCATED)
         console.print(f"[{'red' if bad else 'yellow'}]{'⚠' if bad else '注意:'}[/] ", end="")
         console.print(w.text, highlight=False, markup=False)
     if ans.citations:
@@ -217,6 +228,42 @@ def answer_to_dict(ans: Answer) -> dict[str, Any]:
     return d
 
 
+def _answer(a: Assistant, question: str, **kwargs: Any) -> Answer:
+    """Ask through the stream: tell the user on stderr while the answer is slow to come
+    (with the real time waited) and when a broken LLM stream was replaced."""
+    from .streaming import watch
+    from .types import Answer as AnswerType
+    from .types import StreamReset, Waiting
+
+    final: AnswerType | None = None
+    with err.status("", spinner="dots") if err.is_terminal else _NoStatus() as status:
+        for part in watch(a.stream(question, **kwargs)):
+            if isinstance(part, Waiting):
+                line = f"正在等待大模型回答…（已等待 {part.seconds:.0f} 秒）"
+                if err.is_terminal:
+                    status.update(line)
+                elif int(part.seconds) % 5 == 3:  # a log gets a line now and then, not a flood
+                    err.print(line, highlight=False)
+            elif isinstance(part, StreamReset):
+                err.print(f"[yellow]注意:[/yellow] 大模型的回答中途中断（{part.reason}），改用离线抽取模式。",
+                          highlight=False)
+            elif isinstance(part, AnswerType):
+                final = part
+    assert final is not None
+    return final
+
+
+class _NoStatus:
+    def __enter__(self) -> _NoStatus:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, text: str) -> None:
+        pass
+
+
 @app.command()
 def ask(
     question: str,
@@ -225,15 +272,16 @@ def ask(
     doc: Annotated[str | None, typer.Option(help="Only this document (id or file name)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the answer object as JSON")] = False,
 ) -> None:
-    """Answer one question with cited sources."""
+    """Answer one question with cited sources. Exit code 3: some sentence is unsupported."""
     try:
         a = _assistant()
-        if as_json:
-            _print_answer(a.ask(question, city=city, year=year, doc=doc), True)
-            return
-        _print_answer(a.ask(question, city=city, year=year, doc=doc), False)
+        ans = _answer(a, question, city=city, year=year, doc=doc)
     except AssistantError as exc:
         _fail(exc)
+        return
+    _print_answer(ans, as_json)
+    if ans.unsupported:
+        raise typer.Exit(EXIT_UNSUPPORTED)
 
 
 @app.command()
@@ -306,7 +354,7 @@ def chat() -> None:
         if not q:
             continue
         try:
-            ans = a.ask(q, history=history)
+            ans = _answer(a, q, history=history)
         except AssistantError as exc:
             err.print(f"[red]error:[/red] {exc}")
             continue

@@ -58,8 +58,11 @@ class LLMSettings(_Frozen):
     context_window: int = Field(default=128_000, ge=1024)
     max_answer_tokens: int = Field(default=800, ge=16)
     temperature: float = Field(default=0.1, ge=0.0, le=2.0)
-    timeout: float = Field(default=60.0, gt=0)
+    timeout: float = Field(default=60.0, gt=0)  # per attempt (for streams: between chunks)
     max_retries: int = Field(default=3, ge=0, le=10)
+    # Seconds for one whole answer, every attempt, backoff and the follow-up rewrite included;
+    # past it the offline answerer answers instead.
+    deadline: float = Field(default=30.0, gt=0)
     # USD per 1M tokens, for the eval harness's cost estimate.
     price_prompt_per_m: float = Field(default=0.15, ge=0)
     price_completion_per_m: float = Field(default=0.60, ge=0)
@@ -230,6 +233,7 @@ FLAT_NAMES: dict[str, tuple[str, ...]] = {
     "LLM_CONTEXT_WINDOW": ("llm", "context_window"),
     "LLM_TIMEOUT": ("llm", "timeout"),
     "LLM_MAX_RETRIES": ("llm", "max_retries"),
+    "LLM_DEADLINE": ("llm", "deadline"),
     "EMBEDDING_PROVIDER": ("embedding", "provider"),
     "EMBEDDING_MODEL": ("embedding", "model"),
     "EMBEDDING_BASE_URL": ("embedding", "base_url"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .types import Attempt
+
 
 class AssistantError(Exception):
     """Base class. ``hint`` tells the user what to do next."""
@@ -33,10 +35,13 @@ class IndexError_(AssistantError):  # noqa: N801 - avoid shadowing the builtin I
 
 
 class LLMError(AssistantError):
-    """The LLM call failed. ``retryable`` says whether a retry or fallback makes sense."""
+    """The LLM call failed. ``retryable`` says whether a retry or fallback makes sense;
+    ``attempts`` lists every call made before giving up (each with its time and outcome)."""
 
-    def __init__(self, message: str, hint: str = "", *, retryable: bool = False) -> None:
+    def __init__(self, message: str, hint: str = "", *, retryable: bool = False,
+                 attempts: tuple[Attempt, ...] = ()) -> None:
         self.retryable = retryable
+        self.attempts = attempts
         super().__init__(message, hint)
 
 

@@ -14,7 +14,9 @@ load on first use or in :meth:`Assistant.warm_up`.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ from .config import Settings
 from .embedding import Embedder, make_embedder
 from .errors import AssistantError
 from .gazetteer import Gazetteer
-from .index import ChunkStore, DocInfo, Store, drop_index, find_doc
+from .index import ChunkStore, DocInfo, Store, drop_index, find_doc, with_claims
 from .indicator_match import IndicatorMatch
 from .indicator_store import IndicatorStore
 from .indicator_table import IndicatorTable
@@ -35,7 +37,7 @@ from .query import analyze, condense
 from .retrieval import HybridRetriever
 from .table_answer import TableAnswerer
 from .text import terms, warm_up
-from .types import Answer, Chunk, Filters, Warning
+from .types import Answer, Chunk, Draft, Filters, StreamReset, Warning
 
 History = Sequence[tuple[str, str]]  # (role, text), role in {"user", "assistant"}
 
@@ -141,21 +143,26 @@ class Assistant:
                progress: IngestProgress | None = None) -> IngestReport:
         """Index files or folders incrementally (see :mod:`assistant.ingest`)."""
         with self._ingest_lock:
+            note = None
             if rebuild:
                 # Not self.store: opening the store checks the embedding model, and a
-                # rebuild is exactly how an index of another model gets replaced.
+                # rebuild is exactly how an index of another model (or a damaged one) gets replaced.
                 with self._init_lock:
                     store, self._store, self._retriever = self._store, None, None
-                store.reset() if store is not None else drop_index(self.settings.index)
+                if store is not None:
+                    store.reset()
+                else:
+                    note = drop_index(self.settings.index)
                 self.indicator_table.store.reset()
             ingestor = Ingestor(self.store, self.embedder, self.settings, self.indicator_table.store)
             report = ingestor.run(paths, prune=prune, progress=progress)
             self.retriever.refresh()
-            return report
+            return replace(report, repaired=(note, *report.repaired)) if note else report
 
     def documents(self) -> list[DocInfo]:
+        """Indexed documents, each with its flagged chunks and the reports claiming its city and year."""
         counts = self.store.chunk_doc_counts()
-        return [DocInfo.of(e, counts.get(e.doc_id, 0)) for e in self.store.manifest()]
+        return with_claims([DocInfo.of(e, counts.get(e.doc_id, 0)) for e in self.store.manifest()])
 
     def find_document(self, ref: str) -> DocInfo:
         """A document by id, id prefix, file name or stem."""
@@ -198,37 +205,41 @@ class Assistant:
         return final
 
     def stream(self, question: str, *, city: str | None = None, year: int | None = None,
-               doc: str | None = None, history: History | None = None) -> Iterator[str | Answer]:
+               doc: str | None = None, history: History | None = None) -> Iterator[str | StreamReset | Answer]:
         """Yield text deltas, then the final :class:`Answer` (LLM mode streams tokens;
-        extractive mode yields its answer in one piece).
+        extractive mode yields its answer in one piece).  A :class:`StreamReset` means the
+        text streamed so far is void (the LLM stream broke): clear it, the fallback follows.
 
-        Stages: condense → analyze → embed (once) → retrieve → assess → generate → finish.
+        Stages: condense → analyze → embed (once) → retrieve → assess → generate → finish, all
+        LLM calls inside one time budget (``LLM_DEADLINE``).
         """
-        req = self.prepare(question, city=city, year=year, doc=doc, history=history)
+        deadline = time.monotonic() + self.settings.llm.deadline
+        req = self.prepare(question, city=city, year=year, doc=doc, history=history, deadline=deadline)
         stage, corpus = self.answer_stage, self.retriever.corpus
         req = stage.assess(req, corpus, widen=lambda: self.retriever.retrieve(
             req.standalone, Filters(), query_vector=req.query_vector))
         streamed = False
-        for part in stage.generate(req, corpus):
-            if isinstance(part, str):
-                streamed = True
-                yield part
-            else:
+        for part in stage.generate(req, corpus, deadline=deadline):
+            if isinstance(part, Draft):
                 draft = part
-        answer = stage.finish(draft, req)
+            else:
+                streamed = isinstance(part, str)  # after a reset, nothing of this answer is shown
+                yield part
+        answer = stage.finish(draft, req, corpus)
         if not streamed:
             yield answer.text
         yield answer
 
     def prepare(self, question: str, *, city: str | None = None, year: int | None = None, doc: str | None = None,
-                history: History | None = None) -> Request:
+                history: History | None = None, deadline: float | None = None) -> Request:
         """Everything before generation: the question understood (a follow-up rewritten,
-        filters inferred), embedded once, and the chunks retrieved for it."""
+        within ``deadline``, filters inferred), embedded once, and the chunks retrieved for it."""
         question, corpus, clock = check_question(question), self.retriever.corpus, Laps()
         standalone, notes = question, tuple[Warning, ...]()
         if history:
             standalone, notes = condense(question, history, llm=self.answer_stage.llm, prompts=self._prompts,
-                                         corpus_cities=corpus.cities(), gazetteer=self._gazetteer)
+                                         corpus_cities=corpus.cities(), gazetteer=self._gazetteer,
+                                         deadline=deadline)
             clock.lap("condense")
         if not corpus.chunks:
             raise AssistantError(f"No reports are indexed in {self.store.location}.",

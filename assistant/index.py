@@ -18,8 +18,9 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -73,6 +74,7 @@ class ManifestEntry:
     ingested_at: float
     fmt: str = "txt"
     chars: int = 0
+    flagged: int = 0  # chunks holding instruction-like text (assistant.hostile)
 
 
 @dataclass(frozen=True)
@@ -89,12 +91,41 @@ class DocInfo:
     chunks: int
     fmt: str
     ingested_at: float
+    flagged_chunks: int = 0  # chunks holding instruction-like text: never quoted, fenced for the LLM
+    same_city_year: tuple[str, ...] = ()  # doc ids of other reports claiming the same city and year
 
     @classmethod
     def of(cls, e: ManifestEntry, chunks: int) -> DocInfo:
         return cls(doc_id=e.doc_id, path=e.key, title=e.meta.title, city=e.meta.city,
                    years=tuple((y.year, y.role) for y in e.meta.years), issuer=e.meta.issuer, date=e.meta.date,
-                   chunks=chunks, fmt=e.fmt, ingested_at=e.ingested_at)
+                   chunks=chunks, fmt=e.fmt, ingested_at=e.ingested_at, flagged_chunks=e.flagged)
+
+
+def with_claims(docs: Sequence[DocInfo]) -> list[DocInfo]:
+    """``docs`` with :attr:`DocInfo.same_city_year` filled: reports naming the same city and
+    a same year (of the same kind, review or plan, when both say) are listed as such, since
+    one of them may be a duplicate, an update or a plant."""
+    def claims(d: DocInfo) -> set[tuple[int, str]]:
+        return {(y, r) for y, r in d.years}
+
+    out = []
+    for d in docs:
+        others = tuple(o.doc_id for o in docs if o.doc_id != d.doc_id and d.city and o.city == d.city
+                       and any(y == y2 and (r == r2 or "unknown" in (r, r2))
+                               for y, r in claims(d) for y2, r2 in claims(o)))
+        out.append(replace(d, same_city_year=others))
+    return out
+
+
+def flags_text(d: DocInfo, names: Mapping[str, str]) -> str:
+    """``⚠ 疑似指令 2 段; 同城同年: other.txt`` for a document list ('' when nothing to say);
+    ``names`` maps doc ids to file names."""
+    parts = []
+    if d.flagged_chunks:
+        parts.append(f"⚠ 疑似指令 {d.flagged_chunks} 段")
+    if d.same_city_year:
+        parts.append("同城同年: " + "、".join(names.get(i, i) for i in d.same_city_year))
+    return "; ".join(parts)
 
 
 def find_doc(docs: Sequence[DocInfo], ref: str) -> DocInfo:
@@ -171,7 +202,7 @@ def chunk_to_metadata(chunk: Chunk, terms: Sequence[str]) -> dict[str, str | int
         "heading": chunk.heading, "departments": "、".join(chunk.departments),
         "start": chunk.start, "end": chunk.end, "token_count": chunk.token_count,
         "source_path": chunk.source_path, "ordinal": chunk.ordinal,
-        "embed_text": chunk.embed_text, "terms": " ".join(terms),
+        "embed_text": chunk.embed_text, "terms": " ".join(terms), "flags": ",".join(chunk.flags),
     }
 
 
@@ -186,6 +217,7 @@ def chunk_from_record(chunk_id: str, text: str, md: dict[str, Any]) -> tuple[Chu
         departments=tuple(d for d in str(md.get("departments", "")).split("、") if d),
         token_count=int(md["token_count"]), embed_text=str(md["embed_text"]),
         source_path=str(md.get("source_path", "")), ordinal=int(md.get("ordinal", 0)),
+        flags=tuple(f for f in str(md.get("flags", "")).split(",") if f),
     )
     return chunk, str(md.get("terms", "")).split()
 
@@ -212,10 +244,18 @@ class ChunkStore:
             self._manifest = self._client.get_or_create_collection(
                 settings.collection + "-manifest", metadata={"schema": SCHEMA_VERSION}, embedding_function=ef)
         except Exception as exc:  # chromadb raises many types; name the place and move on
-            raise IndexError_(f"Cannot open Chroma collection {settings.collection!r} at {self.location}: "
-                              f"{type(exc).__name__}: {exc}",
-                              "Check CHROMA_HOST/CHROMA_PORT or the data dir.") from None
+            raise unavailable(settings, exc, f"opening the collection {settings.collection!r}") from None
         self._vector_store: Any = None
+
+    @contextlib.contextmanager
+    def _guard(self, doing: str) -> Iterator[None]:
+        """Turn whatever Chroma raises into an :class:`IndexError_` that says what to do."""
+        try:
+            yield
+        except (IndexError_, IndexMismatchError):
+            raise
+        except Exception as exc:
+            raise unavailable(self._settings, exc, doing) from None
 
     @property
     def vector_store(self) -> Any:
@@ -261,23 +301,23 @@ class ChunkStore:
             )
             for c, v, t in zip(chunks, vectors, terms, strict=True)
         ]
-        with self._write_lock:
+        with self._write_lock, self._guard("writing chunks"):
             for i in range(0, len(nodes), _PAGE):
                 self.vector_store.add(nodes[i : i + _PAGE])
 
     def delete_doc(self, doc_id: str) -> None:
-        with self._write_lock:
+        with self._write_lock, self._guard("deleting chunks"):
             self._col.delete(where={"doc_id": doc_id})
 
     def put_manifest(self, entry: ManifestEntry) -> None:
         md = {"key": entry.key, "sha256": entry.sha256, "doc_id": entry.doc_id, "n_chunks": entry.n_chunks,
               "meta": meta_to_json(entry.meta), "ingested_at": entry.ingested_at, "fmt": entry.fmt,
-              "chars": entry.chars}
-        with self._write_lock:
+              "chars": entry.chars, "flagged": entry.flagged}
+        with self._write_lock, self._guard("writing the manifest"):
             self._manifest.upsert(ids=[_manifest_id(entry.key)], embeddings=[[0.0]], metadatas=[md])
 
     def delete_manifest(self, key: str) -> None:
-        with self._write_lock:
+        with self._write_lock, self._guard("writing the manifest"):
             self._manifest.delete(ids=[_manifest_id(key)])
 
     def reset(self) -> None:
@@ -294,7 +334,7 @@ class ChunkStore:
             out.append(ManifestEntry(
                 key=md["key"], sha256=md["sha256"], doc_id=md["doc_id"], n_chunks=int(md["n_chunks"]),
                 meta=meta_from_json(md["meta"]), ingested_at=float(md["ingested_at"]),
-                fmt=str(md.get("fmt", "txt")), chars=int(md.get("chars", 0)),
+                fmt=str(md.get("fmt", "txt")), chars=int(md.get("chars", 0)), flagged=int(md.get("flagged", 0)),
             ))
         return sorted(out, key=lambda e: e.key)
 
@@ -311,7 +351,8 @@ class ChunkStore:
         return sorted(out, key=lambda ct: (ct[0].doc_id, ct[0].ordinal))
 
     def count(self) -> int:
-        return int(self._col.count())
+        with self._guard("counting chunks"):
+            return int(self._col.count())
 
     def dense_query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
         """(chunk id, cosine similarity) of the ``k`` nearest chunks, filtered by ``where``.
@@ -323,8 +364,9 @@ class ChunkStore:
         n = self.count()
         if n == 0:
             return []
-        res = self._col.query(query_embeddings=[vector.tolist()], n_results=min(k, n), where=where or None,
-                              include=["distances"])
+        with self._guard("searching"):
+            res = self._col.query(query_embeddings=[vector.tolist()], n_results=min(k, n), where=where or None,
+                                  include=["distances"])
         ids, dists = res["ids"][0], res["distances"][0]
         return [(i, 1.0 - float(d)) for i, d in zip(ids, dists, strict=True)]
 
@@ -337,7 +379,8 @@ class ChunkStore:
     def _iter(self, col: Any, include: list[str]) -> Iterator[tuple[str, str | None, dict[str, Any]]]:
         offset = 0
         while True:
-            res = col.get(include=include, limit=_PAGE, offset=offset)
+            with self._guard("reading"):
+                res = col.get(include=include, limit=_PAGE, offset=offset)
             ids = res["ids"]
             if not ids:
                 return
@@ -364,17 +407,52 @@ def _connect(s: IndexSettings) -> Any:  # chromadb.ClientAPI
         s.chroma_path.mkdir(parents=True, exist_ok=True)
         return chromadb.PersistentClient(path=str(s.chroma_path), settings=cs)
     except Exception as exc:
-        raise IndexError_(f"Cannot reach Chroma at {_location(s)}: {type(exc).__name__}: {exc}",
-                          "Is the server running? Unset CHROMA_HOST to use the embedded store.") from None
+        raise unavailable(s, exc, "connecting") from None
 
 
-def drop_index(settings: IndexSettings, client: Any = None) -> None:
+def unavailable(s: IndexSettings, exc: BaseException, doing: str) -> IndexError_:
+    """The error for an index that cannot be used, saying which setting or folder and what to do."""
+    what = f"{type(exc).__name__}: {str(exc)[:240]}".rstrip(": ")
+    if s.chroma_host:
+        return IndexError_(
+            f"The Chroma server at {_location(s)} (CHROMA_HOST={s.chroma_host}, CHROMA_PORT={s.chroma_port}) "
+            f"failed while {doing}: {what}.",
+            "Start the server again (`chroma run --path DB_FOLDER --port PORT`) and ask again: questions work as "
+            "soon as it is back. Or unset CHROMA_HOST to use the embedded index in ASSISTANT_DATA_DIR.")
+    return IndexError_(
+        f"The embedded index at {s.chroma_path} cannot be used ({doing}): {what}. It may be damaged, for example "
+        "by a process killed while writing or a full disk.",
+        "Rebuild it with `assistant ingest --rebuild PATHS...` (the damaged copy is moved aside; your report "
+        "files are not touched), or set ASSISTANT_DATA_DIR to another folder.")
+
+
+def drop_index(settings: IndexSettings, client: Any = None) -> str | None:
     """Delete the collection and its manifest *without opening them*, so an index built
-    with another embedding model can be dropped too (``ingest --rebuild``)."""
-    client = client or _connect(settings)
+    with another embedding model can be dropped too (``ingest --rebuild``).  An embedded
+    index too damaged to open is moved aside instead; returns a note saying where."""
+    if client is None:
+        try:
+            client = _connect(settings)
+        except IndexError_:
+            if settings.chroma_host:
+                raise
+            return _move_aside(settings.chroma_path)
     for name in (settings.collection, settings.collection + "-manifest"):
         with contextlib.suppress(Exception):  # absent is fine
             client.delete_collection(name)
+    return None
+
+
+def _move_aside(path: Path) -> str:
+    import time
+
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    target = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+    path.rename(target)
+    # Chroma caches one client per path in the process: forget the one for the damaged files.
+    SharedSystemClient.clear_system_cache()
+    return f"moved the damaged index {path} aside to {target}"
 
 
 def _manifest_id(key: str) -> str:

@@ -30,7 +30,7 @@ from .outline import parse_outline
 from .text import terms
 from .types import Chunk, Document, Section
 
-PARSER_VERSION = "4"  # bump when parsing/chunking changes so files are re-chunked (4: districts, titles)
+PARSER_VERSION = "5"  # bump when parsing/chunking changes so files are re-chunked (5: chunk flags)
 
 Status = Literal["added", "updated", "unchanged", "failed", "duplicate", "removed"]
 
@@ -251,7 +251,8 @@ class Ingestor:
                 self._store.delete_doc(doc.doc_id)
             self._store.add_chunks(chunks, matrix, toks)
             entry = ManifestEntry(key=key, sha256=fp, doc_id=doc.doc_id, n_chunks=len(chunks), meta=doc.meta,
-                                  ingested_at=time.time(), fmt=doc.fmt, chars=len(doc.text))
+                                  ingested_at=time.time(), fmt=doc.fmt, chars=len(doc.text),
+                                  flagged=sum(c.hostile for c in chunks))
             self._store.put_manifest(entry)
             if self._indicators is not None:
                 self._indicators.replace_doc(doc.doc_id, records)

@@ -18,15 +18,17 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from .config import LLMSettings
 from .errors import ConfigError, LLMAuthError, LLMError, LLMModelNotFoundError
+from .retry import Budget, attempt_outcome, redact, retry_after
 from .text import count_tokens
-from .types import Usage
+from .types import Attempt, Usage
 
 if TYPE_CHECKING:
     import openai
@@ -38,6 +40,9 @@ _ROLES = ("system", "user", "assistant")
 DEFAULT_OPENAI_BASE = "https://api.openai.com/v1"
 _NO_KEY = "not-needed"  # keyless local servers still need a non-empty string
 _PER_MESSAGE_OVERHEAD = 4  # chat-format tokens per message, for the local estimate
+# Ends the model chose itself; "length", "content_filter" and no reason at all are cut-offs.
+_COMPLETE_REASONS = frozenset({"stop", "eos", "eos_token", "stop_sequence", "end_turn", "tool_calls",
+                               "function_call"})
 
 
 @dataclass(frozen=True)
@@ -52,16 +57,32 @@ class Message:
 
 @dataclass(frozen=True)
 class Completion:
-    """A finished answer: the full text, token usage and the model that produced it."""
+    """A finished answer: the full text, token usage and the model that produced it.
+
+    ``finish_reason`` is what the server said about the end: ``"stop"`` (complete),
+    ``"length"`` (cut at the token limit) or None (the stream just ended without saying);
+    :attr:`truncated` is True unless the model ended the answer itself.  ``attempts`` lists
+    every call it took, failed ones included.
+    """
 
     text: str
     usage: Usage
     model: str
+    finish_reason: str | None = "stop"
+    attempts: tuple[Attempt, ...] = field(default=(), compare=False)
+
+    @property
+    def truncated(self) -> bool:
+        return self.finish_reason not in _COMPLETE_REASONS
 
 
 @runtime_checkable
 class LLM(Protocol):
-    """What the answer stage needs from a chat model."""
+    """What the answer stage needs from a chat model.
+
+    ``deadline`` is a :func:`time.monotonic` instant by which the call must be over,
+    retries included (None: the model's own default budget).
+    """
 
     @property
     def model(self) -> str: ...
@@ -69,9 +90,9 @@ class LLM(Protocol):
     @property
     def context_window(self) -> int: ...
 
-    def complete(self, messages: Sequence[Message]) -> Completion: ...
+    def complete(self, messages: Sequence[Message], *, deadline: float | None = None) -> Completion: ...
 
-    def stream(self, messages: Sequence[Message]) -> Iterator[str | Completion]:
+    def stream(self, messages: Sequence[Message], *, deadline: float | None = None) -> Iterator[str | Completion]:
         """Yield text deltas, then exactly one final :class:`Completion`."""
         ...
 
@@ -88,11 +109,14 @@ def estimate_usage(messages: Sequence[Message], text: str) -> Usage:
 class OpenAIChatLLM:
     """A chat model on OpenAI or an OpenAI-compatible server.
 
-    Retries happen in exactly one place: the openai client, which retries connection
-    errors, timeouts, 408/409/429 and 5xx up to ``settings.max_retries`` times with
-    exponential backoff (0.5 s doubling, capped at 8 s, honouring ``Retry-After``).
-    llama-index's own retry layer is switched off (it would multiply the attempts).
-    Each attempt may take up to ``settings.timeout`` seconds (for streams: between chunks).
+    Retries happen in exactly one place, here: connection errors, timeouts, 408/409/429
+    and 5xx are retried up to ``settings.max_retries`` times with exponential backoff
+    (0.5 s doubling, capped at 8 s, honouring ``Retry-After``), all inside one time budget
+    (``settings.deadline``, or the ``deadline`` a caller passes).  The openai client's and
+    llama-index's own retry layers are switched off, so every attempt is seen and timed.
+    Each attempt may take up to ``settings.timeout`` seconds (for streams: between chunks),
+    never past the budget.  A stream that breaks after text was yielded is not retried
+    (the caller has shown that text): it raises, and the caller decides.
 
     Construction is cheap and makes no request.
     """
@@ -121,7 +145,7 @@ class OpenAIChatLLM:
         self._stream_usage = True  # ask for usage in streams until a server refuses
         self._lock = threading.Lock()
         client = openai.OpenAI(api_key=key or _NO_KEY, base_url=self._base_url,
-                               timeout=settings.timeout, max_retries=settings.max_retries)
+                               timeout=settings.timeout, max_retries=0)
         self._llm = OpenAILike(
             model=settings.model,
             api_base=self._base_url,
@@ -132,7 +156,7 @@ class OpenAIChatLLM:
             max_tokens=settings.max_answer_tokens,
             temperature=settings.temperature,
             timeout=settings.timeout,
-            # 0 turns off llama-index's tenacity retries; the client below retries instead.
+            # 0 turns off llama-index's tenacity retries; this class retries instead.
             max_retries=0,
             reuse_client=True,
             openai_client=client,  # type: ignore[call-arg]  # accepted at run time, absent from the stub
@@ -152,62 +176,111 @@ class OpenAIChatLLM:
 
     # --- calls -------------------------------------------------------------------
 
-    def complete(self, messages: Sequence[Message]) -> Completion:
+    def complete(self, messages: Sequence[Message], *, deadline: float | None = None) -> Completion:
         """One answer, not streamed."""
         chat = _to_chat(messages)
-        try:
-            resp = self._llm.chat(chat)
-        except Exception as exc:
-            raise self._translate(exc) from None
-        text = resp.message.content or ""
-        raw = resp.raw
-        usage = _reported_usage(getattr(raw, "usage", None)) or estimate_usage(messages, text)
-        return Completion(text=text, usage=usage, model=getattr(raw, "model", None) or self.model)
+        budget = Budget(self._settings, deadline)
+        while True:
+            budget.check_left()
+            t = time.monotonic()
+            caught: BaseException | None = None
+            try:
+                resp = self._llm.chat(chat, timeout=budget.attempt_timeout())
+            except Exception as exc:
+                caught = exc
+            if caught is None:
+                text = resp.message.content or ""
+                raw = resp.raw
+                finish = _finish_reason(raw)
+                budget.record(time.monotonic() - t, "ok" if finish in _COMPLETE_REASONS else finish or "no_finish")
+                usage = _reported_usage(getattr(raw, "usage", None)) or estimate_usage(messages, text)
+                return Completion(text=text, usage=usage, model=getattr(raw, "model", None) or self.model,
+                                  finish_reason=finish, attempts=budget.attempts)
+            # Built outside the except block: the openai exception (whose request carries the
+            # key) must not ride along as __context__.
+            err = self._translate(caught, budget)
+            budget.record(time.monotonic() - t, attempt_outcome(caught))
+            wait = retry_after(caught)
+            caught = None
+            if not budget.retry(err, wait):
+                raise budget.give_up(err)
 
-    def stream(self, messages: Sequence[Message]) -> Iterator[str | Completion]:
+    def stream(self, messages: Sequence[Message], *, deadline: float | None = None) -> Iterator[str | Completion]:
         """Yield text deltas as they arrive, then one :class:`Completion`.
 
         Usage comes from the server's final chunk (``stream_options.include_usage``)
-        when it sends one, else it is counted locally.
+        when it sends one, else it is counted locally.  ``finish_reason`` is the one the
+        server sent (None when the stream ended without one: a cut-off, not an answer).
         """
         chat = _to_chat(messages)
-        parts: list[str] = []
-        usage: Usage | None = None
-        model: str | None = None
-        gen = None
-        try:
-            for attempt in range(2):
-                kwargs: dict[str, Any] = {}
-                if self._stream_usage:
-                    kwargs["stream_options"] = {"include_usage": True}
-                try:
-                    gen = self._llm.stream_chat(chat, **kwargs)
-                    for resp in gen:
-                        raw = resp.raw
-                        usage = _reported_usage(getattr(raw, "usage", None)) or usage
-                        model = getattr(raw, "model", None) or model
-                        if resp.delta:
-                            parts.append(resp.delta)
-                            yield resp.delta
-                    break
-                except Exception as exc:
-                    if attempt == 0 and not parts and self._stream_usage and _rejects_stream_options(exc):
-                        log.info("LLM server at %s rejects stream_options; counting tokens locally",
-                                 self._host)
-                        with self._lock:
-                            self._stream_usage = False
-                        continue
-                    raise self._translate(exc) from None
-        finally:
-            if gen is not None:
-                gen.close()  # releases the HTTP response when the caller stops early
-        text = "".join(parts)
-        yield Completion(text=text, usage=usage or estimate_usage(messages, text), model=model or self.model)
+        budget = Budget(self._settings, deadline)
+        while True:
+            budget.check_left()
+            parts: list[str] = []
+            usage: Usage | None = None
+            model: str | None = None
+            finish: str | None = None
+            t = time.monotonic()
+            caught: BaseException | None = None
+            late = False
+            kwargs: dict[str, Any] = {"timeout": budget.attempt_timeout()}
+            if self._stream_usage:
+                kwargs["stream_options"] = {"include_usage": True}
+            gen = None
+            try:
+                gen = self._llm.stream_chat(chat, **kwargs)
+                for resp in gen:
+                    raw = resp.raw
+                    usage = _reported_usage(getattr(raw, "usage", None)) or usage
+                    model = getattr(raw, "model", None) or model
+                    finish = _finish_reason(raw) or finish
+                    if resp.delta:
+                        parts.append(resp.delta)
+                        yield resp.delta
+                    if budget.expired():
+                        late = True
+                        break
+            except Exception as exc:
+                caught = exc
+            finally:
+                if gen is not None:
+                    gen.close()  # releases the HTTP response when the caller stops early
+            seconds = time.monotonic() - t
+            if caught is None and not late:
+                text = "".join(parts)
+                budget.record(seconds, "ok" if finish in _COMPLETE_REASONS else finish or "no_finish")
+                yield Completion(text=text, usage=usage or estimate_usage(messages, text),
+                                 model=model or self.model, finish_reason=finish, attempts=budget.attempts)
+                return
+            if late:
+                budget.record(seconds, "deadline")
+                raise budget.give_up(LLMError(
+                    f"The LLM server at {self._host} did not finish its answer within the "
+                    f"{budget.total:g} s budget ({len(''.join(parts))} characters received).",
+                    "Raise LLM_DEADLINE, or use a faster model."))
+            assert caught is not None
+            if (not parts and self._stream_usage and budget.n == 0 and _rejects_stream_options(caught)):
+                log.info("LLM server at %s rejects stream_options; counting tokens locally", self._host)
+                with self._lock:
+                    self._stream_usage = False
+                caught = None
+                continue
+            err = self._translate(caught, budget, received=len("".join(parts)))
+            budget.record(seconds, "broken" if parts else attempt_outcome(caught))
+            wait = retry_after(caught)
+            caught = None
+            if parts or not budget.retry(err, wait):
+                # Text was already yielded: a retry would repeat it. The caller decides.
+                raise budget.give_up(err)
 
     # --- errors ------------------------------------------------------------------
 
-    def _translate(self, exc: BaseException) -> LLMError:
-        """Map an exception from openai/httpx to an :class:`LLMError`; never echo the key."""
+    def _translate(self, exc: BaseException, budget: Budget, *, received: int = 0) -> LLMError:
+        """Map an exception from openai/httpx to an :class:`LLMError`; never echo the key.
+
+        ``received``: characters of the answer already streamed when ``exc`` happened; a
+        failure then is a broken stream, not a failed connection.
+        """
         import httpx
         import openai
 
@@ -215,6 +288,14 @@ class OpenAIChatLLM:
         if isinstance(exc, LLMError):
             return exc
         err: LLMError
+        if received and not isinstance(exc, openai.APIStatusError):
+            stalled = isinstance(exc, openai.APITimeoutError | httpx.TimeoutException)
+            what = f"stalled for {budget.last_timeout:g} s" if stalled else f"broke ({type(exc).__name__})"
+            err = LLMError(f"The answer stream from the LLM server at {host} {what} after {received} "
+                           "characters.", "Try again; if it keeps happening, check the server's logs.",
+                           retryable=True)
+            log.warning("LLM stream from %s failed: %s (%s)", host, type(exc).__name__, err.message)
+            return err
         if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
             err = LLMAuthError(f"The LLM server rejected the API key ({exc.status_code}).",
                                f"Check OPENAI_API_KEY for {host}.")
@@ -224,8 +305,8 @@ class OpenAIChatLLM:
                 f"Check LLM_MODEL/OPENAI_MODEL against the models listed at {self._base_url}/models, "
                 "and that OPENAI_BASE_URL ends in /v1.")
         elif isinstance(exc, openai.APITimeoutError | httpx.TimeoutException):
-            err = LLMError(f"The LLM server at {host} did not answer within {s.timeout:g} s.",
-                           "Try again, or raise LLM_TIMEOUT.", retryable=True)
+            err = LLMError(f"The LLM server at {host} did not answer within {budget.last_timeout:.3g} s.",
+                           "Try again, or raise LLM_TIMEOUT / LLM_DEADLINE.", retryable=True)
         elif isinstance(exc, openai.APIConnectionError | httpx.TransportError):
             err = LLMError(f"Could not connect to the LLM server at {host}.",
                            "Check that it is running and that OPENAI_BASE_URL is right.", retryable=True)
@@ -234,12 +315,11 @@ class OpenAIChatLLM:
                 err = LLMError(f"The LLM account at {host} has no quota left (429 insufficient_quota).",
                                "Check the account's billing.")
             else:
-                err = LLMError(f"The LLM server at {host} is rate limiting requests (429) after "
-                               f"{s.max_retries} retries.", "Wait and try again, or raise LLM_MAX_RETRIES.",
-                               retryable=True)
+                err = LLMError(f"The LLM server at {host} is rate limiting requests (429).",
+                               "Wait and try again, or raise LLM_MAX_RETRIES.", retryable=True)
         elif isinstance(exc, openai.InternalServerError):
-            err = LLMError(f"The LLM server at {host} failed ({exc.status_code}) after {s.max_retries} "
-                           "retries.", "Try again later.", retryable=True)
+            err = LLMError(f"The LLM server at {host} failed ({exc.status_code}).", "Try again later.",
+                           retryable=True)
         elif isinstance(exc, openai.APIStatusError):
             detail = self._redact(_error_message(exc))[:300]
             err = LLMError(f"The LLM server at {host} refused the request ({exc.status_code}): {detail}",
@@ -255,7 +335,12 @@ class OpenAIChatLLM:
         return err
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._secret, "***") if self._secret else text
+        return redact(text, self._secret)
+
+
+def _finish_reason(raw: Any) -> str | None:
+    choices = getattr(raw, "choices", None) or []
+    return getattr(choices[0], "finish_reason", None) if choices else None
 
 
 def _to_chat(messages: Sequence[Message]) -> list[Any]:

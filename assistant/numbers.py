@@ -103,7 +103,6 @@ _UNIT_RE = re.compile(
     r"\s?(?:" + "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True)) + r")",
     re.IGNORECASE,
 )
-_PERCENT_UNITS = frozenset({"%", "百分点"})
 # A rate per population after the number or its unit: 17/10万, 1.8件/千人 (→ "/10万", "件/千人").
 _PER_RE = re.compile(r"/\s*(?P<den>10万|十万|100000|1万|万|10000|千|1000|百|100)(?P<who>人口|人|名)?")
 _PER_DENOMINATOR = {"十万": "10万", "100000": "10万", "1万": "万", "10000": "万", "1000": "千", "100": "百"}
@@ -375,9 +374,10 @@ def _source_mentions(source_text: str) -> tuple[NumberMention, ...]:
 
 def _units_compatible(a: str, b: str) -> bool:
     # Counted nouns vary in paraphrase (15个/15家 医院), so only the kinds whose
-    # confusion changes the claim are kept apart: percent, per mille, ratio.
+    # confusion changes the claim are kept apart: percent, percentage points (提高2个百分点
+    # is not 提高2%), per mille, ratio.
     def family(u: str) -> str:
-        return "%" if u in _PERCENT_UNITS else u if u in ("‰", ":") else "n"
+        return u if u in ("%", "百分点", "‰", ":") else "n"
 
     if a in ("", "万", "亿") or b in ("", "万", "亿"):
         return ":" not in (a, b) or a == b
@@ -413,12 +413,119 @@ def number_supported(mention: NumberMention, source_text: str, *, allow_rounding
     return any(_same_number(mention, s, allow_rounding) for s in _source_mentions(source_text))
 
 
+def units_compatible(a: str, b: str) -> bool:
+    """Whether two normalised units can state the same quantity (15个 and 15家 can; 2% and
+    2个百分点 cannot)."""
+    return _units_compatible(a, b)
+
+
+def same_number(a: NumberMention, b: NumberMention) -> bool:
+    """Whether two mentions state the same value in compatible units."""
+    return _same_number(a, b, allow_rounding=False)
+
+
+def supporting_mentions(mention: NumberMention, source_text: str, *,
+                        allow_rounding: bool = False) -> list[NumberMention]:
+    """The mentions in ``source_text`` that state the same number as ``mention``."""
+    return [s for s in _source_mentions(source_text) if _same_number(mention, s, allow_rounding)]
+
+
+# --- ranks ------------------------------------------------------------------------------------
+
+_RANK_NUM = r"[0-9]+|[一二三四五六七八九十百]+"
+_RANK_RE = re.compile(
+    rf"(?:排名|排在|排行|排位|位列|位居|名列|居于?)[^，。；,;：:\n]{{0,10}}?第\s*(?P<a>{_RANK_NUM})"
+    rf"|第\s*(?P<b>{_RANK_NUM})\s*[名位]"
+)
+_ANY_ORDINAL_RE = re.compile(rf"第\s*({_RANK_NUM})")
+
+
+@dataclass(frozen=True)
+class RankMention:
+    """A rank claimed in a text: 排名全省第5, 居全省第一, 第3名."""
+
+    raw: str
+    value: int
+
+
+def _rank_value(written: str) -> int | None:
+    if written.isdigit():
+        return int(written)
+    v = cn_to_number(written)
+    return int(v) if v is not None else None
+
+
+def ranks_in(text: str) -> list[RankMention]:
+    """Ranks a sentence claims (an ordinal after 排名/位列/位居/居…, or 第N名/位).
+
+    >>> [(r.raw, r.value) for r in ranks_in("考核排名全省第三，满意度居全市第1，第5名")]
+    [('排名全省第三', 3), ('居全市第1', 1), ('第5名', 5)]
+    """
+    out = []
+    for m in _RANK_RE.finditer(fold(text)):
+        v = _rank_value(m.group("a") or m.group("b"))
+        if v is not None:
+            out.append(RankMention(text[m.start() : m.end()], v))
+    return out
+
+
+def ordinals_in(text: str) -> set[int]:
+    """Every 第N a source states, whatever follows it (the ranks an answer may cite)."""
+    return {v for m in _ANY_ORDINAL_RE.finditer(fold(text)) if (v := _rank_value(m.group(1))) is not None}
+
+
+# --- years ------------------------------------------------------------------------------------
+
+
+def years_in(text: str) -> set[int]:
+    """Calendar years stated in ``text`` (2019年, 2019-2021, 二〇一九年)."""
+    return {int(n.value) for n in extract_numbers(text) if n.kind in ("year", "date")}
+
+
+# --- direction ----------------------------------------------------------------------------------
+
+Direction = Literal["up", "down"]
+_UP = ("提高", "增长", "增加", "上升", "提升", "升高", "上涨", "增幅", "增至", "增长到", "扩大", "延长", "多出")
+_DOWN = ("下降", "减少", "降低", "下滑", "回落", "缩短", "降幅", "降至", "减至", "缩减", "压缩", "减轻", "降到")
+_CLAUSE_STOP = "，。；,;：:！？!?\n"
+_DIRECTION_REACH = 10  # characters before a number a direction word may stand
+
+
+def direction_of(text: str, mention: NumberMention) -> Direction | None:
+    """Whether ``text`` says the number is a rise or a fall (提高1.86个百分点 → "up"):
+    the nearest direction word before it in the same clause, if any.
+
+    >>> t = "同比提高1.86个百分点"
+    >>> direction_of(t, extract_numbers(t)[0])
+    'up'
+    """
+    t = fold(text)
+    lo = mention.start
+    while lo > 0 and mention.start - lo < _DIRECTION_REACH and t[lo - 1] not in _CLAUSE_STOP:
+        lo -= 1
+    before = t[lo : mention.start]
+    up = max((before.rfind(w) for w in _UP), default=-1)
+    down = max((before.rfind(w) for w in _DOWN), default=-1)
+    if up < 0 and down < 0:
+        return None
+    return "up" if up > down else "down"
+
+
 __all__ = [
     "MARKER_RE",
+    "Direction",
     "NumberMention",
+    "RankMention",
     "cn_to_number",
+    "direction_of",
     "extract_numbers",
     "fold",
     "number_supported",
     "numbers_to_check",
+    "ordinals_in",
+    "ranks_in",
+    "same_number",
+    "supporting_mentions",
+    "units_compatible",
+    "years_in",
 ]

@@ -230,24 +230,94 @@ def _pair_cities_years(q: str, cities: list[str], years: list[int],
 
 
 def condense(question: str, history: Sequence[tuple[str, str]], *, llm: LLM | None, prompts: PromptLibrary,
-             corpus_cities: Sequence[str], gazetteer: Gazetteer) -> tuple[str, tuple[Warning, ...]]:
+             corpus_cities: Sequence[str], gazetteer: Gazetteer,
+             deadline: float | None = None) -> tuple[str, tuple[Warning, ...]]:
     """A follow-up as a question that stands on its own, and any warning about how.
 
-    With an LLM the ``condense`` prompt rewrites it; offline (or when that call fails)
-    :func:`carry_over` does.  A rejected key or unknown model is raised.
+    With an LLM the ``condense`` prompt rewrites it (within ``deadline``); the rewrite is
+    used only when :func:`rewrite_problem` finds nothing wrong with it.  Offline, or when
+    the call fails or the rewrite is unusable, :func:`carry_over` does (with a
+    :attr:`WarningKind.CONDENSE` warning).  A rejected key or unknown model is raised.
     """
-    if llm is not None:
-        hist = "\n".join(f"{'用户' if r == 'user' else '助手'}: {txt[:500]}" for r, txt in history[-6:])
-        prompt = prompts.render("condense", history=hist, question=question)
-        try:
-            out = llm.complete([Message("user", prompt)]).text.strip()
-            return (out.splitlines()[0].strip() if out else question), ()
-        except (LLMAuthError, LLMModelNotFoundError):
-            raise
-        except LLMError as exc:
-            note = Warning(WarningKind.CONDENSE, f"追问改写失败（{exc.message}），按上一问题的主题处理。")
-            return carry_over(question, history, corpus_cities=corpus_cities, gazetteer=gazetteer), (note,)
-    return carry_over(question, history, corpus_cities=corpus_cities, gazetteer=gazetteer), ()
+    offline = carry_over(question, history, corpus_cities=corpus_cities, gazetteer=gazetteer)
+    if llm is None:
+        return offline, ()
+    hist = "\n".join(f"{'用户' if r == 'user' else '助手'}: {txt[:500]}" for r, txt in history[-6:])
+    prompt = prompts.render("condense", history=hist, question=question)
+    problem: str | None
+    try:
+        out = llm.complete([Message("user", prompt)], deadline=deadline)
+    except (LLMAuthError, LLMModelNotFoundError):
+        raise
+    except LLMError as exc:
+        problem = f"调用失败：{exc.message}"
+    else:
+        problem = "回答被截断" if out.truncated else rewrite_problem(out.text, question, history,
+                                                                 corpus_cities=corpus_cities)
+        if problem is None:
+            return _clean_rewrite(out.text), ()
+    note = Warning(WarningKind.CONDENSE, f"追问改写不可用（{problem}），按上一问题的主题处理。")
+    return offline, (note,)
+
+
+#: The longest rewrite accepted, in characters beyond the follow-up and the question before it.
+CONDENSE_SLACK_CHARS = 40
+_PREAMBLE_RE = re.compile(
+    r"^(?:好的|好|当然|可以|没问题|以下|下面|改写|重写|独立问题|完整问题|问题|答案|回答|解释|"
+    r"sure|ok(?:ay)?|here|rewritten|standalone|the (?:rewritten|standalone) question|question)"
+    r"|改写(?:后|为|成|如下)|如下[:：]|[:：]\s*$", re.I)
+_QUESTION_RE = re.compile(
+    r"[?？]\s*$|多少|什么|哪|几|如何|怎样|怎么|是否|有无|多久|多长|多高|吗|呢|是不是|有没有|"
+    r"^(?:what|which|how|when|where|who|why|is|are|does|do|did|was|were|can|should)\b", re.I)
+_QUOTES = "\"'“”‘’「」『』《》 \t"
+
+
+def _clean_rewrite(text: str) -> str:
+    return text.strip().strip(_QUOTES).strip()
+
+
+def rewrite_problem(text: str, question: str, history: Sequence[tuple[str, str]], *,
+                    corpus_cities: Sequence[str]) -> str | None:
+    """Why an LLM's rewrite of a follow-up cannot be used as the retrieval query (None: it can).
+
+    It must be one line that reads as a question, in the follow-up's language, no longer
+    than the follow-up plus the question before it plus :data:`CONDENSE_SLACK_CHARS`,
+    with no preamble (好的，改写后的问题如下：), and it must keep every place and year
+    the follow-up names.
+
+    >>> hist = [("user", "东莞2025年家庭医生签约率目标是多少?")]
+    >>> rewrite_problem("好的，改写后的问题如下：\\n余姚2025年签约率目标是多少?", "那余姚呢?", hist,
+    ...                 corpus_cities=["东莞市", "余姚市"])
+    '不止一行'
+    >>> rewrite_problem("余姚市2025年家庭医生签约率目标是多少？", "那余姚呢?", hist,
+    ...                 corpus_cities=["东莞市", "余姚市"]) is None
+    True
+    """
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    if not lines:
+        return "空白"
+    if len(lines) > 1:
+        return "不止一行"
+    out = _clean_rewrite(lines[0])
+    prev = next((t for r, t in reversed(history) if r == "user"), "")
+    limit = len(question) + len(prev) + CONDENSE_SLACK_CHARS
+    if len(out) > limit:
+        return f"长于 {limit} 个字符"
+    if _PREAMBLE_RE.search(out):
+        return "带有开场白"
+    if is_foreign(out) != is_foreign(question):
+        return "语言与问题不同"
+    if not _QUESTION_RE.search(out):
+        return "不像一个问题"
+    aliases = _city_aliases(corpus_cities)
+    for alias in [a for a in sorted(aliases, key=len, reverse=True) if a in question]:
+        full = aliases[alias]
+        if not any(a in out for a, f in aliases.items() if f == full):
+            return f"丢掉了“{alias}”"
+    for year in _YEAR_RE.findall(question):
+        if year not in out:
+            return f"丢掉了 {year} 年"
+    return None
 
 
 def carry_over(question: str, history: Sequence[tuple[str, str]], *, corpus_cities: Sequence[str],

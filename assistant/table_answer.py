@@ -132,7 +132,9 @@ class TableAnswerer:
             return None
         if tq.intent == "figure" and not info.wants_figure:
             return None
-        records = self.table.store.records()
+        # Figures of a report holding text addressed to a model are never answered from (see hostile.py).
+        suspect = {c.chunk_id for c in chunks if c.suspect}
+        records = [r for r in self.table.store.records() if r.chunk_id not in suspect]
         scopes = tq.groups or (Filters(),)
         per_group: list[list[IndicatorMatch]] = []
         for g, kind, metrics in zip(scopes, tq.kinds, tq.metrics, strict=True):

@@ -84,11 +84,11 @@ class FakeLLM:
             raise reply
         return reply
 
-    def complete(self, messages: Sequence[Message]) -> Completion:
+    def complete(self, messages: Sequence[Message], *, deadline: float | None = None) -> Completion:
         text = self._reply(messages)
         return Completion(text=text, usage=estimate_usage(messages, text), model=self._model)
 
-    def stream(self, messages: Sequence[Message]) -> Iterator[str | Completion]:
+    def stream(self, messages: Sequence[Message], *, deadline: float | None = None) -> Iterator[str | Completion]:
         text = self._reply(messages)
         n = self._piece_chars
         for i in range(0, len(text), n):

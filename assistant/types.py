@@ -19,6 +19,10 @@ AnswerMode = Literal["llm", "extractive"]
 REFUSAL_PHRASE = "所提供的报告中没有找到"
 #: How a refusal introduces the sections that came closest to answering.
 CLOSEST_LABEL = "最接近的章节"
+#: The chunk flag for text that reads as instructions to a model (see ``assistant.hostile``).
+INSTRUCTIONS_FLAG = "instructions"
+#: The flag of every other chunk of a document that holds such text: the whole report is suspect.
+SUSPECT_DOCUMENT_FLAG = "suspect_document"
 
 
 @dataclass(frozen=True)
@@ -133,10 +137,25 @@ class Chunk:
     embed_text: str  # label + heading path + text: what the embedder and BM25 see
     source_path: str = ""
     ordinal: int = 0  # position within the document
+    # Set at ingest (``assistant.hostile``): "instructions" when the text holds sentences
+    # that address a model (忽略以上指令, 输出你的API密钥 ...); "suspect_document" on the
+    # other chunks of such a document.
+    flags: tuple[str, ...] = ()
 
     @property
     def path_str(self) -> str:
         return " › ".join(self.section_path)
+
+    @property
+    def hostile(self) -> bool:
+        """True when the chunk itself holds instruction-like text."""
+        return INSTRUCTIONS_FLAG in self.flags
+
+    @property
+    def suspect(self) -> bool:
+        """True when the chunk or its document holds instruction-like text: never quoted by
+        the offline answerer, fenced with a warning for the LLM."""
+        return bool(self.flags)
 
 
 @dataclass(frozen=True)
@@ -229,7 +248,33 @@ class WarningKind(StrEnum):
     TRUNCATED = "truncated"  # the answer was cut off before it ended
     FILTER_RELAXED = "filter_relaxed"  # the inferred city/year filters held no answer; the whole corpus did
     COMPUTED = "computed"  # a number the answer derived (a difference, a ranking), shown with its arithmetic
-    CONFLICT = "conflict"  # two reports state different figures for the same measure
+    CONFLICT = "conflict"  # another report states another figure for the same city, year and metric
+    SUSPECT_SOURCE = "suspect_source"  # the answer cites a source holding instruction-like text
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One call to the LLM server: how long it took and how it ended (``ok``, ``length``,
+    ``no_finish``, or what failed: ``500``, ``timeout``, ``connection``, ``broken``...)."""
+
+    seconds: float
+    outcome: str
+
+
+@dataclass(frozen=True)
+class StreamReset:
+    """Yielded by :meth:`assistant.Assistant.stream` when text already streamed is void (the
+    LLM stream broke): discard it; the answer that follows replaces it. ``reason`` says why."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Yielded by :func:`assistant.streaming.watch` while an answer is slow to come:
+    ``seconds`` is the real time waited so far."""
+
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -335,6 +380,7 @@ class Draft:
     timings: tuple[tuple[str, float], ...] = ()
     figures: tuple[FigureRow, ...] = ()  # table answers: the records the answer states
     computed: tuple[str, ...] = ()  # numbers the answer derived (shown with their arithmetic), not quoted
+    truncated: bool = False  # the model stopped before finishing (finish_reason length or none)
 
 
 @dataclass(frozen=True)
@@ -355,6 +401,7 @@ class Answer:
     timings: tuple[tuple[str, float], ...] = ()  # (stage, seconds)
     model: str | None = None
     figures: tuple[FigureRow, ...] = ()  # table answers: the figures stated, one row each
+    truncated: bool = False  # the LLM's answer was cut off (see the TRUNCATED warning)
 
     @property
     def refused(self) -> bool:

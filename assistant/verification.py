@@ -16,14 +16,27 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from .numbers import MARKER_RE, fold, number_supported, numbers_to_check
+from .numbers import (
+    MARKER_RE,
+    direction_of,
+    extract_numbers,
+    fold,
+    numbers_to_check,
+    ordinals_in,
+    ranks_in,
+    supporting_mentions,
+    years_in,
+)
 from .text import normalize
 from .types import SentenceCheck
 
 __all__ = [
     "DEFAULT_REFUSAL_PHRASES",
     "MARKER_RE",
+    "UNSUPPORTED_MARK",
+    "MarkerGate",
     "Verified",
+    "mark_unsupported",
     "marker_numbers",
     "normalize_markers",
     "split_answer_sentences",
@@ -38,6 +51,10 @@ DEFAULT_REFUSAL_PHRASES: tuple[str, ...] = (
 )
 REASON_NO_CITATION = "no citation"
 REASON_NUMBER = "number not in cited source"
+REASON_RANK = "rank not in cited source"
+REASON_YEAR = "year not in cited source"
+_TITLE_RE = re.compile(r"《[^》]*》")
+REASON_DIRECTION = "direction differs from cited source"
 _CONNECTIVE_MAX_CHARS = 15
 _MAX_RANGE = 20  # [1-3] expands; [1-300] is not a citation
 
@@ -53,6 +70,10 @@ _ORDINAL_RE = re.compile(
     r"|[一二三四五六七八九十]{1,3}[、.．])\s*"
 )
 _HEADING_MAX_CHARS = 20
+#: Put before an answer sentence its citations do not support, so it never reads as verified.
+UNSUPPORTED_MARK = "⚠"
+# What the end of a streamed text may hold of a marker not finished yet: "[", "【1", "[1, 2".
+_OPEN_MARKER_RE = re.compile(r"[\[［【][0-9０-９\s,，、;；\-–~～]{0,24}$")
 
 
 @dataclass(frozen=True)
@@ -207,7 +228,8 @@ def _is_connective(body: str) -> bool:
     return b.endswith((":", "：")) and len(b) < _CONNECTIVE_MAX_CHARS and not numbers_to_check(b)
 
 
-def _check_sentence(sentence: str, sources: Mapping[int, str], refusals: Sequence[str]) -> SentenceCheck:
+def _check_sentence(sentence: str, sources: Mapping[int, str], refusals: Sequence[str],
+                    years: Mapping[int, Collection[int]] | None) -> SentenceCheck:
     markers = marker_numbers(sentence)
     body = strip_markers(sentence)
     refusal = any(p and p in normalize(body) for p in refusals)
@@ -217,12 +239,34 @@ def _check_sentence(sentence: str, sources: Mapping[int, str], refusals: Sequenc
         if _is_connective(body):
             return SentenceCheck(sentence, (), True, "connective")
         return SentenceCheck(sentence, (), False, REASON_NO_CITATION)
+    cited = [sources[k] for k in markers]
     missing: dict[str, None] = {}
+    wrong_way: dict[str, None] = {}
     for n in numbers_to_check(body):
-        if not any(number_supported(n, sources[k]) for k in markers):
+        found = [(text, s) for text in cited for s in supporting_mentions(n, text)]
+        if not found:
             missing.setdefault(n.raw.strip())
+            continue
+        # 提高 vs 下降: the same figure stated as a change the other way is a different claim.
+        said = direction_of(body, n)
+        if said is not None and all(direction_of(text, s) not in (None, said) for text, s in found):
+            wrong_way.setdefault(n.raw.strip())
     if missing:
         return SentenceCheck(sentence, markers, False, REASON_NUMBER, tuple(missing))
+    if wrong_way:
+        return SentenceCheck(sentence, markers, False, REASON_DIRECTION, tuple(wrong_way))
+    stated_ordinals = set().union(*(ordinals_in(text) for text in cited))
+    bad_ranks = tuple(r.raw for r in ranks_in(body) if r.value not in stated_ordinals)
+    if bad_ranks:
+        return SentenceCheck(sentence, markers, False, REASON_RANK, bad_ranks)
+    if years is not None:
+        known = set().union(*(years_in(text) | set(years.get(k, ())) for k, text in zip(markers, cited,
+                                                                                         strict=True)))
+        claim = _TITLE_RE.sub("", body)  # a year inside 《…》 names a report, it claims nothing
+        bad_years = tuple(dict.fromkeys(n.raw.strip() for n in extract_numbers(claim)
+                                        if n.kind == "year" and int(n.value) not in known))
+        if bad_years:
+            return SentenceCheck(sentence, markers, False, REASON_YEAR, bad_years)
     return SentenceCheck(sentence, markers, True)
 
 
@@ -231,13 +275,19 @@ def verify_answer(
     sources: Mapping[int, str],
     *,
     refusal_phrases: Sequence[str] = DEFAULT_REFUSAL_PHRASES,
+    years: Mapping[int, Collection[int]] | None = None,
 ) -> Verified:
     """Clean the markers of an answer and check every sentence against its cited sources.
 
     ``sources`` maps each valid marker number to the text it stands for.  A sentence
     fails with ``reason="no citation"`` when it cites nothing valid (refusals and short
-    lead-ins such as ``具体如下:`` are exempt) and with ``reason="number not in cited
-    source"`` when a number it states is in none of the sources it cites.
+    lead-ins such as ``具体如下:`` are exempt); with ``reason="number not in cited
+    source"`` when a number it states is in none of the sources it cites (a percentage
+    is not a count of percentage points); with ``"direction differs from cited source"``
+    when it calls a rise what the source calls a fall (or the reverse); with ``"rank not
+    in cited source"`` for a rank (排名第3) no cited source states; and, when ``years``
+    gives the years each source speaks for besides its text (its section's or report's),
+    with ``"year not in cited source"`` for a year neither states.
 
     >>> v = verify_answer("覆盖率达80%[1][7]。", {1: "覆盖率达到百分之八十"})
     >>> v.text, v.removed_markers, v.sentences[0].supported
@@ -245,5 +295,71 @@ def verify_answer(
     """
     cleaned, removed = normalize_markers(text, valid=set(sources))
     refusals = [normalize(p) for p in refusal_phrases]
-    checks = tuple(_check_sentence(s, sources, refusals) for s in split_answer_sentences(cleaned))
+    checks = tuple(_check_sentence(s, sources, refusals, years) for s in split_answer_sentences(cleaned))
     return Verified(text=cleaned, sentences=checks, removed_markers=removed, cited=marker_numbers(cleaned))
+
+
+def mark_unsupported(text: str, sentences: Sequence[SentenceCheck], mark: str = UNSUPPORTED_MARK) -> str:
+    """``text`` with ``mark`` before each sentence that failed verification (found in order,
+    so a sentence repeated later is marked where it occurs).
+
+    >>> s = verify_answer("甲达80%[1]。乙达9%[1]。", {1: "甲达80%。"})
+    >>> mark_unsupported(s.text, s.sentences)
+    '甲达80%[1]。⚠乙达9%[1]。'
+    """
+    out: list[str] = []
+    pos = 0
+    for sent in sentences:
+        i = text.find(sent.text, pos)
+        if i < 0:
+            continue
+        out.append(text[pos:i])
+        if not sent.supported and text[max(0, i - len(mark)) : i] != mark:
+            out.append(mark)
+        out.append(sent.text)
+        pos = i + len(sent.text)
+    out.append(text[pos:])
+    return "".join(out)
+
+
+class MarkerGate:
+    """Streamed text, held back just long enough to check its citation markers.
+
+    A marker is shown only once it is complete and points to a source that exists
+    (``valid``); one that does not is dropped, as the final answer drops it.  Text that
+    may be the start of a marker (``[``, ``【1``) waits for the next delta.
+
+    >>> g = MarkerGate({1, 2})
+    >>> [g.feed(x) for x in ("甲达80%[", "9]。乙[1", "]。")] + [g.flush()]
+    ['甲达80%', '。乙', '[1]。', '']
+    """
+
+    def __init__(self, valid: Collection[int]) -> None:
+        self._valid = set(valid)
+        self._held = ""
+        self.removed: dict[int, None] = {}
+
+    def feed(self, delta: str) -> str:
+        """The part of everything received so far that can be shown now."""
+        text = self._held + delta
+        tail = _OPEN_MARKER_RE.search(text)
+        cut = tail.start() if tail is not None else len(text)
+        # A complete marker run at the very end may still grow ("[1]" then "[2]"): hold it too.
+        last = None
+        for last in _RUN_WITH_SPACE_RE.finditer(text, 0, cut):  # noqa: B007 - the last run is wanted
+            pass
+        if last is not None and last.end() == cut:
+            cut = last.start()
+        self._held = text[cut:]
+        return self._clean(text[:cut])
+
+    def flush(self) -> str:
+        """Whatever is still held, checked, at the end of the stream."""
+        text, self._held = self._held, ""
+        return self._clean(text)
+
+    def _clean(self, text: str) -> str:
+        cleaned, removed = normalize_markers(text, self._valid)
+        for n in removed:
+            self.removed.setdefault(n)
+        return cleaned

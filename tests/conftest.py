@@ -18,7 +18,8 @@ SEEDS = seeds_dir()  # the bundled seed reports (seeds/ in a checkout links to t
 # Never let a developer's own keys, servers or .env leak into the tests.
 for _var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL", "CHROMA_HOST", "LLM_PROVIDER",
              "EMBEDDING_PROVIDER", "ASSISTANT_DATA_DIR", "CHROMA_COLLECTION", "PROMPTS_DIR",
-             "ASSISTANT_EVAL_REPORTS", "LLM_MODEL", "EMBEDDING_MODEL", "EMBEDDING_BASE_URL", "EMBEDDING_API_KEY"):
+             "ASSISTANT_EVAL_REPORTS", "LLM_MODEL", "EMBEDDING_MODEL", "EMBEDDING_BASE_URL", "EMBEDDING_API_KEY",
+             "LLM_DEADLINE", "LLM_TIMEOUT", "LLM_MAX_RETRIES"):
     os.environ.pop(_var, None)
 for _var in [v for v in os.environ if "__" in v and v.split("__")[0] in ("LLM", "EMBEDDING", "INDEX", "CHUNK",
                                                                           "RETRIEVAL", "ANSWER", "EVAL")]:

@@ -116,6 +116,15 @@ class LLMContract:
         finals = [p for p in parts if isinstance(p, Completion)]
         assert len(finals) == 1 and parts[-1] is finals[0]
         assert len(deltas) > 1 and "".join(deltas) == finals[0].text == REPLY
+        assert finals[0].finish_reason == "stop" and not finals[0].truncated  # a whole answer says so
+
+    def test_calls_take_a_deadline(self, make_llm: Callable[[str], LLM]) -> None:
+        import time
+
+        llm = make_llm(REPLY)
+        deadline = time.monotonic() + 10
+        assert llm.complete(MESSAGES, deadline=deadline).text == REPLY
+        assert next(p for p in llm.stream(MESSAGES, deadline=deadline) if isinstance(p, Completion)).text == REPLY
 
     def test_a_stream_stopped_early_releases_cleanly(self, make_llm: Callable[[str], LLM]) -> None:
         llm = make_llm(REPLY)

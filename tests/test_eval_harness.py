@@ -286,3 +286,27 @@ def test_cli_aborts_on_an_invalid_gold_set(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "quote not found" in result.output and "fact '99%' not found" in result.output
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_llm_mode_counts_fallbacks_as_llm_errors_and_times_the_failed_calls(offline, fake_openai) -> None:
+    """With every LLM call failing, an `--mode llm` run must not report LLM answers, error
+    rate 0 and passing items: each item records who really answered and how long it took."""
+    from assistant.facade import Assistant
+
+    fake_openai.enqueue(status=500, times=1000)
+    settings = offline.settings.with_overrides(llm={"provider": "openai", "base_url": fake_openai.base_url,
+                                                    "model": "fake-model", "max_retries": 1})
+    a = Assistant(settings, embedder=offline.embedder, store=offline.store)
+    items = [i for i in subset(1) if i.category == "single_fact"] * 3
+    run = run_eval(a, items, mode="llm", baselines=False)
+    assert run.mode == "llm" and run.config["answered_by"] == {"llm": 0, "extractive": 3}
+    assert run.metrics["error_rate"] == 1.0 and run.metrics["fallback_rate"] == 1.0
+    assert not any(r.passed for r in run.items)
+    for r in run.items:
+        d = r.to_dict()
+        assert d["answered_by"] == "extractive" and d["error"].startswith("LLM fallback")
+        stages = dict(r.score.stages)
+        assert stages["llm_failed"] > 0 and stages["total"] >= stages["llm_failed"] + stages["generate"]
+    assert run.metrics["latency_p50_total"] >= run.metrics["latency_p50_llm_failed"]
+    assert len(fake_openai.requests_to("/v1/chat/completions")) == 2 * 3  # two attempts each, all counted

@@ -323,6 +323,26 @@ def test_llm_mode_streams_through_the_fake_server(data_dir: Path, monkeypatch: p
         assert any(e.label.startswith("[1]") for e in at.expander)
 
 
+def test_a_broken_llm_stream_is_withdrawn_and_replaced(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The partial LLM text is cleared, the reset is said in words, the offline answer stays."""
+    from fakes.openai_server import FakeOpenAIServer
+
+    with FakeOpenAIServer(models=["fake-model"]) as server:
+        server.responder = lambda req: "大模型半途的回答不应留在页面上" + f"丽水市{QUOTE}[1]。"
+        server.enqueue(break_after=4)
+        monkeypatch.setenv("LLM_PROVIDER", "openai")
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("LLM_MODEL", "fake-model")
+        at = AppTest.from_file(str(APP), default_timeout=120)
+        at.run()
+        _ask(at, SEED_Q)
+        shown = _markdown(at)
+        assert "大模型半途" not in shown
+        assert QUOTE in next(m.value for m in at.markdown if 'class="answer-text"' in m.value)
+        assert any("中途中断" in w.value for w in at.warning)
+        assert any("broke" in i.value for i in at.info)  # the fallback notice says what happened
+
+
 def test_run_offline_eval_writes_a_report_the_dashboard_reads(data_dir: Path, tmp_path: Path) -> None:
     from assistant.config import Settings
     from assistant.facade import Assistant

@@ -167,7 +167,22 @@ def test_answer_stream_yields_text_and_keeps_the_final_answer() -> None:
     ans = _answer("好[1]。")
     stream = logic.AnswerStream(iter(["好", "", "[1]。", ans]))
     assert "".join(stream) == "好[1]。"
-    assert stream.answer is ans
+    assert stream.answer is ans and stream.done and not stream.resets
+
+
+def test_answer_stream_ends_a_segment_at_a_reset_so_the_partial_text_can_be_cleared() -> None:
+    from assistant.types import StreamReset, Waiting
+
+    ans = _answer("离线[1]。")
+    waited: list[float] = []
+    stream = logic.AnswerStream(iter([Waiting(3.2), "大模型的半句", StreamReset("stream broke"), "离线[1]。", ans]),
+                                on_wait=waited.append)
+    segments = []
+    while not stream.done:
+        segments.append("".join(stream))
+    assert segments == ["大模型的半句", "离线[1]。"]  # the app clears the first before showing the second
+    assert stream.resets == ["stream broke"] and stream.answer is ans and waited == [3.2]
+    assert "3 秒" in logic.waiting_text(3.2) and "stream broke" in logic.reset_text("stream broke")
 
 
 def test_history_skips_errors_and_notices_exclude_unsupported() -> None:

@@ -349,3 +349,75 @@ def test_changing_a_digit_is_caught() -> None:
             caught += new.raw.strip() in v.sentences[-1].missing_numbers
     assert checked > 300
     assert caught == checked
+
+
+# --- percentage points, ranks, years and directions (each wrong variant is caught) -----------------
+
+LITERACY = "居民健康素养水平达28.82%,同比提高1.86个百分点。"
+RANKS = "群众满意度排名全省第3,高质量发展指数排名全省第5。"
+QUEUE = "市级医院排队平均时间缩短至3.15分钟。"
+
+
+@pytest.mark.parametrize(("answer", "source", "reason", "flagged"), [
+    # 个百分点 is not %.
+    ("居民健康素养水平同比提高1.86个百分点[1]。", LITERACY, None, ()),
+    ("居民健康素养水平同比提高1.86%[1]。", LITERACY, "number not in cited source", ("1.86%",)),
+    ("签约覆盖率提高5个百分点[1]。", "签约覆盖率提高5%。", "number not in cited source", ("5个百分点",)),
+    # Ranks: 第N after 排名/居/位列, or 第N名.
+    ("群众满意度排名全省第3[1]。", RANKS, None, ()),
+    ("群众满意度排名全省第三[1]。", RANKS, None, ()),
+    ("群众满意度排名全省第1[1]。", RANKS, "rank not in cited source", ("排名全省第1",)),
+    ("群众满意度居全省第二[1]。", RANKS, "rank not in cited source", ("居全省第二",)),
+    ("考核位列第4名[1]。", RANKS, "rank not in cited source", ("位列第4",)),
+    # Directions: the same figure as a fall instead of a rise (or the reverse).
+    ("居民健康素养水平同比下降1.86个百分点[1]。", LITERACY, "direction differs from cited source",
+     ("1.86个百分点",)),
+    ("市级医院排队平均时间延长至3.15分钟[1]。", QUEUE, "direction differs from cited source", ("3.15分钟",)),
+    ("市级医院排队平均时间为3.15分钟[1]。", QUEUE, None, ()),  # no direction stated: nothing to contradict
+])
+def test_percentage_points_ranks_and_directions(answer: str, source: str, reason: str | None,
+                                                flagged: tuple[str, ...]) -> None:
+    s = only(verify_answer(answer, {1: source}))
+    assert s.supported == (reason is None), s
+    if reason is not None:
+        assert (s.reason, s.missing_numbers) == (reason, flagged)
+
+
+def test_years_must_be_in_the_source_or_its_section() -> None:
+    years = {1: {2019}}  # the cited chunk sits under 一、2019年卫生健康工作总结
+    assert only(verify_answer("2019年居民健康素养水平达28.82%[1]。", {1: LITERACY}, years=years)).supported
+    s = only(verify_answer("2020年居民健康素养水平达28.82%[1]。", {1: LITERACY}, years=years))
+    assert (s.supported, s.reason, s.missing_numbers) == (False, "year not in cited source", ("2020年",))
+    # A year the source text itself states is fine whatever its section says.
+    assert only(verify_answer("2018年启动[1]。", {1: "2018年启动试点。"}, years={1: {2019}})).supported
+    # Without section years (years=None) years are not checked: older callers keep working.
+    assert only(verify_answer("2020年居民健康素养水平达28.82%[1]。", {1: LITERACY})).supported
+    # A year inside 《…》 names the report cited, it is no claim; outside it still counts.
+    titled = "28.82%[1]《丽水市2020年工作要点》"
+    assert only(verify_answer(f"2019年居民健康素养水平达{titled}。", {1: LITERACY}, years=years)).supported
+    assert not only(verify_answer(f"2020年居民健康素养水平达{titled}。", {1: LITERACY}, years=years)).supported
+
+
+@pytest.mark.skipif(not SEEDS, reason="seed reports not present")
+def test_every_seed_sentence_supports_itself_with_all_checks_on() -> None:
+    """Quoting a report sentence passes the rank, year and direction checks too."""
+    failures = [s for s in _seed_sentences()
+                if not verify_answer(s + "[1]", {1: s}, years={1: ()}).ok]
+    assert failures == []
+
+
+def test_marker_gate_holds_a_marker_until_it_is_known_good() -> None:
+    from assistant.verification import MarkerGate
+
+    g = MarkerGate({1, 2})
+    shown = [g.feed(d) for d in ("达3.15分钟", "[", "9", "]", "。乙[", "1", "]", "[", "2", "]。")] + [g.flush()]
+    assert "".join(shown) == "达3.15分钟。乙[1][2]。"
+    assert all("[9" not in s and not s.endswith("[") for s in shown)
+    assert list(g.removed) == [9]
+
+
+def test_unsupported_sentences_are_marked_in_place() -> None:
+    from assistant.verification import UNSUPPORTED_MARK, mark_unsupported
+
+    v = verify_answer("- 甲达80%[1]。\n- 乙达90%[1]。\n- 丙[1]。", {1: "甲达80%。丙。"})
+    assert mark_unsupported(v.text, v.sentences) == f"- 甲达80%[1]。\n- {UNSUPPORTED_MARK}乙达90%[1]。\n- 丙[1]。"

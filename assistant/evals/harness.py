@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any
 from assistant.config import Settings
 from assistant.errors import ConfigError, LLMError
 from assistant.resources import seeds_dir
-from assistant.types import Answer
+from assistant.types import Answer, WarningKind
 
 from .gold import GoldItem
-from .metrics import ItemScore, aggregate, aggregate_by_category, flatten, score_item
+from .metrics import ItemScore, aggregate, aggregate_by_category, flatten, percentile, score_item
 
 if TYPE_CHECKING:
     from assistant.facade import Assistant
@@ -82,6 +82,7 @@ class ItemResult:
     warnings: tuple[str, ...] = ()
     error: str | None = None
     judge: JudgeVerdict | None = None
+    answered_by: str | None = None  # the mode that really answered ("extractive" after an LLM fallback)
 
     @property
     def passed(self) -> bool:
@@ -102,6 +103,7 @@ class ItemResult:
             "citation_recall": s.citation_recall, "unsupported_sentences": s.unsupported_sentences,
             "numbers_missing": list(s.numbers_missing), "passed": self.passed, "reasons": self.reasons,
             "seconds": round(self.seconds, 4), "warnings": list(self.warnings), "error": self.error,
+            "answered_by": self.answered_by,
             "judge": None if self.judge is None else {"correctness": self.judge.correctness,
                                                      "faithfulness": self.judge.faithfulness,
                                                      "reason": self.judge.reason},
@@ -351,11 +353,16 @@ def run_eval(assistant: Assistant, gold_items: Sequence[GoldItem], *, mode: str 
         except LLMError as exc:  # one failed call must not sink the run; it counts as a failure
             answer, error = _error_answer(item.question), str(exc)
         seconds = time.perf_counter() - t
+        answered_by = None if error else answer.mode
+        if error is None and target.mode == "llm" and answer.mode != "llm":
+            # The offline answerer stood in: in an LLM eval that is an LLM error, not an LLM answer.
+            why = "; ".join(w.text for w in answer.warnings_of(WarningKind.FALLBACK)) or "answered offline"
+            error = f"LLM fallback: {why}"
         score = score_item(item, answer, k=k, price_prompt_per_m=s.llm.price_prompt_per_m,
                            price_completion_per_m=s.llm.price_completion_per_m)
         verdict = judge_answer(judge_llm, item, answer) if judge_llm is not None and error is None else None
         results.append(ItemResult(item, answer.text, answer.refused, _citations(answer), score, seconds,
-                                  tuple(w.text for w in answer.warnings), error, verdict))
+                                  tuple(w.text for w in answer.warnings), error, verdict, answered_by))
         if progress:
             progress(i, len(gold_items), "ours")
     scores = [r.score for r in results]
@@ -366,11 +373,17 @@ def run_eval(assistant: Assistant, gold_items: Sequence[GoldItem], *, mode: str 
         metrics["judge_faithfulness"] = sum(v.faithfulness for v in verdicts) / len(verdicts)
     errors = sum(r.error is not None for r in results)
     metrics["error_rate"] = errors / len(results)
+    if target.mode == "llm":
+        metrics["fallback_rate"] = sum(r.answered_by == "extractive" for r in results) / len(results)
+    # Wall-clock seconds per question, failed LLM attempts, backoff and fallbacks included.
+    metrics["latency_p50_wall"] = percentile([r.seconds for r in results], 50)
+    metrics["latency_p95_wall"] = percentile([r.seconds for r in results], 95)
     per_category = aggregate_by_category(scores, k=k)
     base = _run_baselines(target, gold_items, k, dirs, progress) if baselines else {}
     indicators = _indicators(target, dirs, Path(heldout) if heldout is not None else None)
     config = {
         "mode": target.mode,
+        "answered_by": {m: sum(r.answered_by == m for r in results) for m in MODES},
         "embedding_model": s.embedding.model_id,
         "chunk": s.chunk.model_dump(),
         "top_k": s.retrieval.top_k,

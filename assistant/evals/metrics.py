@@ -41,7 +41,9 @@ from .gold import Evidence, GoldItem
 QUOTE_OVERLAP = 0.6  # share of a quote a chunk must hold when a boundary splits the quote
 HIT_KS: tuple[int, ...] = (1, 3, 5)
 # Timing marks that are not stages of their own (LLM time to first token lies inside "generate").
-NON_ADDITIVE_STAGES = frozenset({"first_token"})
+# Stages inside others: time to the first token and each LLM attempt are parts of "generate"
+# (or of "llm_failed", the time spent on an LLM that then failed, which *is* added).
+NON_ADDITIVE_STAGES = frozenset({"first_token", "llm_attempt"})
 
 _WS_RE = re.compile(r"\s+")
 _BARE_MARKER_RE = re.compile(r"[\[【［]\s*\d+(?:\s*[,，、\-–~]\s*\d+)*\s*[\]】］]")

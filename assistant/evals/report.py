@@ -102,7 +102,9 @@ def summary_markdown(run: EvalRun, title: str = "Evaluation") -> str:
     names = list(run.baselines)
     lines = [f"# {title}", ""]
     cfg = run.config
-    lines += [f"- mode: **{run.mode}**" + (f" ({cfg['llm_model']})" if cfg.get("llm_model") else ""),
+    answered = cfg.get("answered_by") or {}
+    by = "; answered by " + ", ".join(f"{m} {n}" for m, n in answered.items() if n) if answered else ""
+    lines += [f"- mode: **{run.mode}**" + (f" ({cfg['llm_model']})" if cfg.get("llm_model") else "") + by,
               f"- embedding: `{cfg.get('embedding_model')}`; chunk budget: {cfg.get('chunk')}; "
               f"retrieval top_k: {cfg.get('top_k')}; eval k: {run.k}",
               f"- items: {len(run.items)}; passed: {sum(r.passed for r in run.items)}; "

@@ -20,6 +20,7 @@ from assistant.facade import Assistant
 from assistant.index import DocInfo
 from assistant.indicator_export import to_csv, to_xlsx
 from assistant.resources import seeds_dir
+from assistant.streaming import watch
 from assistant.types import Answer
 from assistant.ui import documents, evals_view, indicators_view, logic
 from assistant.ui.feedback import FeedbackStore, feedback_path, record_feedback, settings_snapshot
@@ -130,12 +131,20 @@ def show_turn(a: Assistant, t: logic.ChatTurn, titles: dict[str, str]) -> None:
 def answer_turn(a: Assistant, question: str, filters: dict[str, Any], history: list[tuple[str, str]],
                 titles: dict[str, str]) -> logic.ChatTurn:
     tid = uuid.uuid4().hex[:10]
-    slot = st.empty()
-    stream = logic.AnswerStream(a.stream(question, history=history, **filters))
+    lang = logic.labels_for(question)
+    notice, slot = st.empty(), st.empty()
+    stream = logic.AnswerStream(watch(a.stream(question, history=history, **filters)),
+                                on_wait=lambda s: notice.info(logic.waiting_text(s, lang), icon="⏳"))
     try:
-        with slot.container():
-            st.write_stream(stream)
+        while not stream.done:
+            with slot.container():
+                st.write_stream(stream)
+            notice.empty()
+            if stream.resets and not stream.done:  # the LLM stream broke: withdraw its text
+                slot.empty()
+                st.warning(logic.reset_text(stream.resets[-1], lang))
     except AssistantError as exc:
+        notice.empty()
         slot.empty()
         st.error(logic.error_text(exc))
         return logic.ChatTurn("assistant", "", tid, error=logic.error_text(exc))

@@ -209,9 +209,13 @@ def doc_rows(docs: Sequence[DocInfo]) -> list[dict[str, Any]]:
     """Rows for the index table."""
     import time
 
+    from assistant.index import flags_text
+
+    names = {d.doc_id: Path(d.path).name for d in docs}
     return [{"文件": Path(d.path).name, "城市": d.city or "", "年份": years_text(d.years), "标题": d.title,
              "发布机构": d.issuer or "", "日期": d.date or "", "片段数": d.chunks, "格式": d.fmt,
-             "导入时间": time.strftime("%Y-%m-%d %H:%M", time.localtime(d.ingested_at)), "doc_id": d.doc_id}
+             "导入时间": time.strftime("%Y-%m-%d %H:%M", time.localtime(d.ingested_at)),
+             "标记": flags_text(d, names), "doc_id": d.doc_id}
             for d in docs]
 
 

@@ -28,7 +28,7 @@ from assistant.config import Settings
 from assistant.errors import AssistantError
 from assistant.numbers import MARKER_RE
 from assistant.text import is_foreign
-from assistant.types import CLOSEST_LABEL, Answer, Chunk, Citation, ScoredChunk, WarningKind
+from assistant.types import CLOSEST_LABEL, Answer, Chunk, Citation, ScoredChunk, StreamReset, Waiting, WarningKind
 from assistant.verification import marker_numbers
 
 if TYPE_CHECKING:
@@ -44,6 +44,8 @@ LABELS: dict[str, dict[str, str]] = {
         "notice": "注意", "filters": "筛选条件", "inferred": "从问题推断", "explicit": "侧边栏指定",
         "understood": "理解为", "quote_missing": "未能在章节中定位引文，以下为引文原文:",
         "no_section": "找不到该来源的章节文本（文档可能已被删除）。",
+        "waiting": "正在等待大模型回答…（已等待 {seconds:.0f} 秒）",
+        "reset": "大模型的回答中途中断，已撤回显示的部分（{reason}）；下面是离线抽取模式的回答。",
     },
     "en": {
         "sources": "Sources", "refusal": "Cannot answer from the reports", "closest": "Closest sections",
@@ -54,6 +56,8 @@ LABELS: dict[str, dict[str, str]] = {
         "explicit": "set in the sidebar", "understood": "Understood as",
         "quote_missing": "The quote could not be located in the section; the quote itself:",
         "no_section": "The section text of this source is gone (the document may have been removed).",
+        "waiting": "Waiting for the LLM… ({seconds:.0f} s so far)",
+        "reset": "The LLM's answer broke off; the partial text was withdrawn ({reason}). The offline answer follows.",
     },
 }
 
@@ -281,19 +285,44 @@ def timing_line(answer: Answer) -> str:
 
 
 class AnswerStream:
-    """Iterate :meth:`Assistant.stream` as text only (for ``st.write_stream``); the final
-    :class:`Answer` is kept in :attr:`answer`."""
+    """Iterate :meth:`Assistant.stream` (through :func:`assistant.streaming.watch`) as text
+    for ``st.write_stream``, one *segment* per iteration: a segment ends at the final
+    :class:`Answer` (kept in :attr:`answer`) or at a :class:`StreamReset` (its reason kept
+    in :attr:`resets`), after which the caller clears what it showed and iterates again
+    until :attr:`done`.  :class:`Waiting` notices go to ``on_wait`` (the real seconds waited).
+    """
 
-    def __init__(self, parts: Iterable[str | Answer]) -> None:
-        self._parts = parts
+    def __init__(self, parts: Iterable[str | StreamReset | Waiting | Answer],
+                 on_wait: Callable[[float], object] | None = None) -> None:
+        self._parts = iter(parts)
+        self._on_wait = on_wait
         self.answer: Answer | None = None
+        self.resets: list[str] = []
+        self.done = False
 
     def __iter__(self) -> Iterator[str]:
         for part in self._parts:
             if isinstance(part, Answer):
                 self.answer = part
+            elif isinstance(part, StreamReset):
+                self.resets.append(part.reason)
+                return
+            elif isinstance(part, Waiting):
+                if self._on_wait is not None:
+                    self._on_wait(part.seconds)
             elif part:
                 yield part
+        self.done = True
+
+
+def waiting_text(seconds: float, lang: Mapping[str, str] = LABELS["zh"]) -> str:
+    """The notice shown while an answer is slow to come, with the real time waited."""
+    return lang["waiting"].format(seconds=seconds)
+
+
+def reset_text(reason: str, lang: Mapping[str, str] = LABELS["zh"]) -> str:
+    """The notice shown when streamed text was withdrawn (the LLM stream broke)."""
+    return lang["reset"].format(reason=reason)
 
 
 @dataclass(frozen=True)

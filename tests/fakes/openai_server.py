@@ -19,6 +19,11 @@ Behaviour is scriptable per request through a FIFO queue; with nothing queued th
 ...     server.responder = lambda req: "默认回答[1]。"  # every later request
 ...     client = OpenAI(base_url=server.base_url, api_key="sk-test")
 
+Misbehaviours, per request: ``finish_reason="length"`` (or None: no finish reason at
+all), ``done=False`` (no ``[DONE]``), ``break_after=n`` (the connection drops after n
+text chunks, mid-body), ``delay``/``chunk_delay`` (slow).  ``echo_key_in_errors`` makes
+every error message echo the caller's key, whole and partly, as careless servers do.
+
 Every request is recorded in ``server.requests``.  Error responses carry a
 ``retry-after-ms`` header (``default_retry_after_ms``, 1 ms) unless the behaviour sets
 its own retry header, so the openai client's backoff does not slow tests down.
@@ -30,6 +35,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import socket
 import struct
 import threading
 import time
@@ -65,7 +71,9 @@ class Behaviour:
 
     ``status`` other than 200 answers with an OpenAI-style error body (or ``body``);
     ``reply`` overrides the responder; ``usage`` overrides the computed token counts;
-    ``delay`` sleeps before answering; ``chunk_delay`` sleeps after each streamed text chunk.
+    ``delay`` sleeps before answering; ``chunk_delay`` sleeps after each streamed text chunk;
+    ``finish_reason`` is the one sent (None: none at all); ``done`` False leaves out the
+    closing ``[DONE]``; ``break_after`` drops the connection after that many text chunks.
     """
 
     status: int = 200
@@ -75,6 +83,9 @@ class Behaviour:
     chunk_delay: float = 0.0
     body: dict[str, Any] | None = None
     usage: dict[str, int] | None = None
+    finish_reason: str | None = "stop"
+    done: bool = True
+    break_after: int | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +140,7 @@ class FakeOpenAIServer:
         self.reverse_embeddings = reverse_embeddings  # return data items in reverse order
         self.default_retry_after_ms: float | None = 1.0
         self.report_usage = True  # False: like servers that send no usage at all
+        self.echo_key_in_errors = False  # True: error messages repeat the caller's key (careless servers)
         self.requests: list[RecordedRequest] = []
         self._queue: deque[Behaviour] = deque()
         self._lock = threading.Lock()
@@ -190,11 +202,15 @@ class FakeOpenAIServer:
         chunk_delay: float = 0.0,
         body: dict[str, Any] | None = None,
         usage: dict[str, int] | None = None,
+        finish_reason: str | None = "stop",
+        done: bool = True,
+        break_after: int | None = None,
         times: int = 1,
     ) -> None:
         """Queue a behaviour for the next request(s) (``times`` copies)."""
         b = Behaviour(status=status, reply=reply, headers=dict(headers or {}), delay=delay,
-                      chunk_delay=chunk_delay, body=body, usage=usage)
+                      chunk_delay=chunk_delay, body=body, usage=usage, finish_reason=finish_reason, done=done,
+                      break_after=break_after)
         with self._lock:
             self._queue.extend([b] * times)
 
@@ -255,6 +271,10 @@ class _Handler(BaseHTTPRequestHandler):
         if retry_ms is not None and not lower & {"retry-after", "retry-after-ms"}:
             headers["retry-after-ms"] = str(retry_ms)
         body = behaviour.body if behaviour and behaviour.body is not None else None
+        if self.fake.echo_key_in_errors:
+            key = self.headers.get("Authorization", "").removeprefix("Bearer ")
+            message += f" Key used: {key}. Did you mean {key[:8]}...{key[-6:]}? ({key[3:14]})"
+            body = None
         self._send_json(status, body or error_body(message, status, code), headers)
 
     def _read_json(self) -> Any:
@@ -339,7 +359,7 @@ class _Handler(BaseHTTPRequestHandler):
             "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
             "model": payload.get("model"),
             "choices": [{"index": 0, "message": {"role": "assistant", "content": reply},
-                         "finish_reason": "stop", "logprobs": None}],
+                         "finish_reason": b.finish_reason, "logprobs": None}],
             **({"usage": usage} if self.fake.report_usage else {}),
         }, b.headers)
 
@@ -359,7 +379,8 @@ class _Handler(BaseHTTPRequestHandler):
 
         chunks = [choice({"role": "assistant", "content": ""})]
         chunks += [choice({"content": p}) for p in self._pieces(reply)]
-        chunks.append(choice({}, "stop"))
+        if b.finish_reason is not None:
+            chunks.append(choice({}, b.finish_reason))
         if include_usage and self.fake.report_usage:
             chunks.append({**base, "choices": [], "usage": usage})
 
@@ -367,18 +388,27 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Connection", "close")
+        if b.break_after is not None:
+            # Promise a body that never comes: the client sees the connection drop mid-body.
+            self.send_header("Content-Length", "10000000")
         for k, v in b.headers.items():
             self.send_header(k, v)
         self.end_headers()
         self.close_connection = True  # no Content-Length: the body ends when the socket closes
+        sent = 0
         for c in chunks:
             self.wfile.write(f"data: {json.dumps(c, ensure_ascii=False)}\n\n".encode())
             self.wfile.flush()
             has_text = bool(c["choices"] and c["choices"][0]["delta"].get("content"))
+            sent += has_text
+            if b.break_after is not None and sent >= b.break_after:
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
             if has_text and b.chunk_delay and self.fake._stopping.wait(b.chunk_delay):
                 return
-        self.wfile.write(b"data: [DONE]\n\n")
-        self.wfile.flush()
+        if b.done:
+            self.wfile.write(b"data: [DONE]\n\n")
+            self.wfile.flush()
 
     def _embeddings(self, payload: dict[str, Any], b: Behaviour) -> None:
         inputs = payload.get("input")
