@@ -170,7 +170,8 @@ class AnswerStage:
         """
         fallback: tuple[Warning, ...] = ()
         t = time.perf_counter()
-        table = self.table.lookup(req.standalone, req.info, corpus.chunks) if self.table is not None else None
+        table = (self.table.lookup(req.standalone, req.info, corpus.chunks, corpus.suspect_ids)
+                 if self.table is not None else None)
         spent: tuple[tuple[str, float], ...] = (("table", time.perf_counter() - t),) if self.table is not None else ()
         if table is not None and (table.refusal is not None or self.llm is None):
             draft = table_draft(table)
@@ -211,7 +212,7 @@ class AnswerStage:
         contexts = tuple(sc for sc in req.contexts if not sc.chunk.suspect)
         weights = term_weights(question_terms(req.info, self.tokenize), corpus.keyword)
         draft = extractive_answer(req.info, contexts, self.evidence(req, corpus), weights, self.tokenize,
-                                  self.settings, self.model, corpus=[c for c in corpus.chunks if not c.suspect])
+                                  self.settings, self.model, corpus=corpus.clean)
         if draft.refusal is not None and not contexts and req.contexts:
             draft = replace(draft, refusal=replace(draft.refusal, closest=req.contexts[:3]))
         draft = replace(draft, warnings=fallback + draft.warnings,

@@ -35,6 +35,7 @@ from .llm import LLM, OpenAIChatLLM
 from .prompts import PromptLibrary
 from .query import analyze, condense
 from .retrieval import HybridRetriever
+from .snapshot import snapshot_root
 from .table_answer import TableAnswerer
 from .text import terms, warm_up
 from .types import Answer, Chunk, Draft, Filters, StreamReset, Warning
@@ -54,6 +55,9 @@ class Assistant:
             llm_api_key=settings.llm.api_key.get_secret_value() if settings.llm.api_key else None,
             llm_base_url=settings.llm.base_url)
         self._store = store
+        # The corpus is saved between starts for the store built from the settings (an injected
+        # one, a test's or the eval's copy, is read afresh).
+        self._snapshots = None if store is not None else snapshot_root(settings.index)
         # An injected chunk store (a test, the eval's copy) gets an in-memory indicator table unless given one.
         self._indicators = indicators if indicators is not None else IndicatorStore(None) if store else None
         self._table: IndicatorTable | None = None
@@ -102,7 +106,8 @@ class Assistant:
             store = self.store
             with self._init_lock:
                 if self._retriever is None:
-                    self._retriever = HybridRetriever(store, self.embedder, self.settings.retrieval, terms)
+                    self._retriever = HybridRetriever(store, self.embedder, self.settings.retrieval, terms,
+                                                      self._snapshots)
         return self._retriever
 
     @property

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -188,7 +189,8 @@ class Gazetteer:
             places.append(Place(name=name, short=s, level=level, province=province))  # type: ignore[arg-type]
         by_name = {p.name: p for p in places}
         rows_d = [(d.strip(), pa.strip(), pv.strip()) for d, pa, pv in districts]
-        named = [d for d, _, _ in rows_d]
+        named = Counter(d for d, _, _ in rows_d)
+        shorts = Counter(_district_short(d) for d in named.elements())
         taken = set(owners) | set(by_name)
         extra: list[tuple[str, Place, bool]] = []
         for district, parent, province in rows_d:
@@ -197,9 +199,9 @@ class Gazetteer:
                 raise ConfigError(f"districts: {district}: unknown parent {parent!r}",
                                   "The parent must be a prefecture-level name in gazetteer.tsv.")
             own = _district_short(district)
-            unique = named.count(district) == 1 and district not in by_name
+            unique = named[district] == 1 and district not in by_name
             short = own if unique and own != district and own not in taken and own not in _COMMON_WORDS \
-                and sum(_district_short(d) == own for d in named) == 1 else district if unique else parent + district
+                and shorts[own] == 1 else district if unique else parent + district
             p = Place(name=parent + district, short=short, level="district", province=province, parent=parent)
             places.append(p)
             prefixes = {parent, city.short} if city.short != parent else {parent}

@@ -11,15 +11,18 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import snapshot
 from .config import RetrievalSettings
 from .embedding import Embedder
 from .index import Store
@@ -49,25 +52,23 @@ class KeywordIndex:
     """BM25 (bm25s) over pre-tokenised chunk terms; scores every chunk so metadata
     filters are a boolean mask, not a re-index."""
 
-    def __init__(self, ids: Sequence[str], term_lists: Sequence[Sequence[str]]) -> None:
-        import logging
-
-        import bm25s
-
-        # bm25s pins its logger to DEBUG, which floods any app that configures logging.
-        logging.getLogger("bm25s").setLevel(logging.WARNING)
+    def __init__(self, ids: Sequence[str], term_lists: Sequence[Sequence[str]] = (), *, bm25: Any = None) -> None:
+        """Index ``term_lists`` (one per id), or take ``bm25``, a ``bm25s.BM25`` built (or
+        loaded from a snapshot) over them."""
         self.ids = list(ids)
-        self._pos = {cid: i for i, cid in enumerate(self.ids)}
-        self._bm25 = bm25s.BM25()
-        if self.ids:
+        if bm25 is None and self.ids:
+            bm25 = _bm25s().BM25()
             # bm25s rejects empty documents; a placeholder term keeps positions aligned.
-            self._bm25.index([list(t) or ["\u2205"] for t in term_lists], show_progress=False)
-        df: dict[str, int] = {}
-        for t in term_lists:
-            for w in set(t):
-                df[w] = df.get(w, 0) + 1
+            bm25.index([list(t) or ["\u2205"] for t in term_lists], show_progress=False)
+        self.bm25 = bm25
         n = max(len(self.ids), 1)
-        self.idf = {w: math.log(1 + (n - d + 0.5) / (d + 0.5)) for w, d in df.items()}
+        self.idf: dict[str, float] = {}
+        if bm25 is not None:
+            # Document frequency = the stored entries of each term's column (bm25s keeps CSC).
+            df = np.diff(np.asarray(bm25.scores["indptr"]))
+            idf = np.log1p((n - df + 0.5) / (df + 0.5)).tolist()
+            self.idf = {w: idf[i] for w, i in bm25.vocab_dict.items() if i < len(idf) and df[i] > 0}
+            self.idf.pop("\u2205", None)
         self.default_idf = math.log(1 + (n + 0.5) / 0.5)
 
     def scores(self, query_terms: Sequence[str]) -> np.ndarray:
@@ -76,20 +77,32 @@ class KeywordIndex:
         known = [t for t in query_terms if t in self.idf]
         if not known:
             return np.zeros(len(self.ids), dtype=np.float32)
-        return np.asarray(self._bm25.get_scores(known), dtype=np.float32)
+        return np.asarray(self.bm25.get_scores(known), dtype=np.float32)
 
     def search(self, query_terms: Sequence[str], k: int, mask: np.ndarray | None = None) -> list[tuple[str, float]]:
         s = self.scores(query_terms)
         if mask is not None:
             s = np.where(mask, s, -1.0)
-        order = np.argsort(-s, kind="stable")[:k]
+        if k < len(s):  # the top k without sorting every chunk's score
+            top = np.argpartition(-s, k)[:k]
+            order = top[np.lexsort((top, -s[top]))]
+        else:
+            order = np.argsort(-s, kind="stable")[:k]
         return [(self.ids[i], float(s[i])) for i in order if s[i] > 0]
+
+
+def _bm25s() -> Any:
+    import bm25s
+
+    # bm25s pins its logger to DEBUG, which floods any app that configures logging.
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
 
 
 @dataclass(frozen=True)
 class Corpus:
     """Everything retrieval needs in memory: chunks by id (in document order) and the
-    keyword index. Rebuilt from the store after each ingest; read-only otherwise."""
+    keyword index. Replaced after each ingest; read-only otherwise."""
 
     chunks: tuple[Chunk, ...]
     by_id: Mapping[str, Chunk]
@@ -97,12 +110,29 @@ class Corpus:
     version: str
 
     @classmethod
-    def from_store(cls, store: Store) -> Corpus:
+    def build(cls, chunks: Sequence[Chunk], terms: Sequence[Sequence[str]], version: str) -> Corpus:
+        return cls.of(chunks, KeywordIndex([c.chunk_id for c in chunks], terms), version)
+
+    @classmethod
+    def of(cls, chunks: Sequence[Chunk], keyword: KeywordIndex, version: str) -> Corpus:
+        return cls(tuple(chunks), {c.chunk_id: c for c in chunks}, keyword, version)
+
+    @classmethod
+    def from_store(cls, store: Store, snapshots: Path | None = None) -> Corpus:
+        """The corpus of ``store``'s current version: loaded from its snapshot in
+        ``snapshots`` (see :mod:`assistant.snapshot`) when there is one, else read from the
+        store, indexed, and saved there for the next start."""
         version = store.version()
+        if snapshots is not None:
+            found = snapshot.load(snapshots, version)
+            if found is not None:
+                chunks, bm25 = found
+                return cls.of(chunks, KeywordIndex([c.chunk_id for c in chunks], bm25=bm25), version)
         pairs = store.all_chunks()
-        chunks = tuple(c for c, _t in pairs)
-        return cls(chunks, {c.chunk_id: c for c in chunks}, KeywordIndex([c.chunk_id for c in chunks],
-                                                                         [t for _c, t in pairs]), version)
+        corpus = cls.build([c for c, _t in pairs], [t for _c, t in pairs], version)
+        if snapshots is not None:
+            snapshot.save(snapshots, version, corpus.chunks, corpus.keyword.bm25)
+        return corpus
 
     # Asked on every question; the corpus is immutable, so compute once.
     @cached_property
@@ -119,10 +149,42 @@ class Corpus:
     def years(self) -> list[int]:
         return list(self._years)
 
+    @cached_property
+    def clean(self) -> tuple[Chunk, ...]:
+        """The chunks the offline answerer may quote: none of a report holding instructions."""
+        return tuple(c for c in self.chunks if not c.suspect)
+
+    @cached_property
+    def suspect_ids(self) -> frozenset[str]:
+        return frozenset(c.chunk_id for c in self.chunks if c.suspect)
+
+    @cached_property
+    def _positions(self) -> dict[tuple[str, Any], np.ndarray]:
+        """(field, value) → the positions of the chunks a filter on it keeps, so a filter
+        is a few array writes, not a scan of every chunk per question. A year keeps the
+        chunks of a section of that year, and those without one of a report covering it."""
+        acc: dict[tuple[str, Any], list[int]] = {}
+        for i, c in enumerate(self.chunks):
+            if c.city:
+                acc.setdefault(("city", c.city), []).append(i)
+            acc.setdefault(("doc", c.doc_id), []).append(i)
+            for y in (c.year,) if c.year is not None else c.doc_years:
+                acc.setdefault(("year", y), []).append(i)
+        return {k: np.asarray(v, dtype=np.int64) for k, v in acc.items()}
+
     def mask(self, filters: Filters) -> np.ndarray | None:
+        """Which chunks ``filters`` keep (the same as :func:`matches`), None for no filter."""
         if filters.empty:
             return None
-        return np.array([matches(c, filters) for c in self.chunks], dtype=bool)
+        out = np.ones(len(self.chunks), dtype=bool)
+        empty = np.zeros(0, dtype=np.int64)
+        for field, values in (("city", filters.cities), ("doc", filters.doc_ids), ("year", filters.years)):
+            if values:
+                keep = np.zeros(len(self.chunks), dtype=bool)
+                for v in values:
+                    keep[self._positions.get((field, v), empty)] = True
+                out &= keep
+        return out
 
 
 def matches(chunk: Chunk, f: Filters) -> bool:
@@ -159,8 +221,10 @@ class HybridRetriever:
     """Dense + keyword retrieval with filters and per-group comparison retrieval."""
 
     def __init__(self, store: Store, embedder: Embedder, settings: RetrievalSettings,
-                 tokenizer: Callable[[str], list[str]]) -> None:
+                 tokenizer: Callable[[str], list[str]], snapshots: Path | None = None) -> None:
+        """``snapshots``: where the corpus is saved between starts (see :mod:`assistant.snapshot`)."""
         self._store = store
+        self._snapshots = snapshots
         self._embedder = embedder
         self._settings = settings
         self._tokenize = tokenizer
@@ -172,12 +236,12 @@ class HybridRetriever:
         if self._corpus is None:
             with self._lock:
                 if self._corpus is None:
-                    self._corpus = Corpus.from_store(self._store)
+                    self._corpus = Corpus.from_store(self._store, self._snapshots)
         return self._corpus
 
     def refresh(self) -> None:
         """Reload chunks and rebuild BM25 (after an ingest)."""
-        new = Corpus.from_store(self._store)
+        new = Corpus.from_store(self._store, self._snapshots)
         with self._lock:
             self._corpus = new
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -125,15 +125,15 @@ class TableAnswerer:
         self.table = table
         self.matcher = table.matcher
 
-    def lookup(self, question: str, info: QueryInfo, chunks: Sequence[Chunk] = ()) -> TableResult | None:
-        """The table's answer or refusal for ``question``; None when the sentence answerer should answer."""
+    def lookup(self, question: str, info: QueryInfo, chunks: Sequence[Chunk] = (),
+               suspect: Collection[str] = frozenset()) -> TableResult | None:
+        """The table's answer or refusal for ``question``; None when the sentence answerer should answer.
+        Records of the ``suspect`` chunks (a report holding text addressed to a model) are never used."""
         tq = parse_table_question(question, info)
         if tq is None or info.unknown_places or info.unknown_years or info.wants_department or info.wants_heading:
             return None
         if tq.intent == "figure" and not info.wants_figure:
             return None
-        # Figures of a report holding text addressed to a model are never answered from (see hostile.py).
-        suspect = {c.chunk_id for c in chunks if c.suspect}
         records = [r for r in self.table.store.records() if r.chunk_id not in suspect]
         scopes = tq.groups or (Filters(),)
         per_group: list[list[IndicatorMatch]] = []
