@@ -239,8 +239,9 @@ class AnswerStage:
         whole corpus (``widen``) and keep what does not contradict them (see :func:`consistent`).
         When nothing matched the filters at all, the nearest sections anywhere are kept for the
         refusal to name."""
+        t = time.perf_counter()
         ev = self.evidence(req, corpus)
-        req = replace(req, evidence=ev)
+        req = replace(req, evidence=ev, timings=(*req.timings, ("assess", time.perf_counter() - t)))
         if widen is None:
             return req
         if not req.info.filters.inferred or req.info.filters.empty:

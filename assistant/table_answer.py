@@ -134,25 +134,24 @@ class TableAnswerer:
             return None
         if tq.intent == "figure" and not info.wants_figure:
             return None
-        records = [r for r in self.table.store.records() if r.chunk_id not in suspect]
         scopes = tq.groups or (Filters(),)
+        pools = [self._scoped(g, suspect) for g in scopes]
         per_group: list[list[IndicatorMatch]] = []
-        for g, kind, metrics in zip(scopes, tq.kinds, tq.metrics, strict=True):
-            pool = [r for r in records if _in_scope(r.indicator, g)]
+        for pool, kind, metrics in zip(pools, tq.kinds, tq.metrics, strict=True):
             found: list[IndicatorMatch] = []
             for metric in metrics:
                 matched = self.matcher.match(metric, pool)
                 found += matched if tq.intent == "rank" else _best(matched, kind, info.wants_rank)
             per_group.append(found)
         if not any(per_group):
-            return self._near_miss(tq, records, scopes, chunks) if info.wants_figure or tq.intent != "figure" \
+            return self._near_miss(tq, pools, scopes, chunks) if info.wants_figure or tq.intent != "figure" \
                 else None
         if tq.intent == "rank":
             return _ranked(tq, [m for g in per_group for m in g])
         missing: list[Missing] = []
-        for g, found, metrics in zip(scopes, per_group, tq.metrics, strict=True):
+        for g, pool, found, metrics in zip(scopes, pools, per_group, tq.metrics, strict=True):
             if not found:
-                nearest = self._refusable(metrics, records, g, chunks)
+                nearest = self._refusable(metrics, pool, g, chunks)
                 if nearest is None:
                     return None  # the report may state it in words the table missed: the sentence answerer looks
                 missing.append(Missing(g, metrics, nearest))
@@ -163,7 +162,14 @@ class TableAnswerer:
         derived = _derive(tq, per_group) if not missing else ()
         return TableResult(tq, tuple(rows), derived, conflicts, missing=tuple(missing))
 
-    def _refusable(self, metrics: Sequence[str], recs: Sequence[IndicatorRecord], g: Filters,
+    def _scoped(self, g: Filters, suspect: Collection[str]) -> list[IndicatorRecord]:
+        """The records in scope ``g``, read by city and year through the table's index (not every
+        record of the corpus per question)."""
+        out = [r for city in g.cities or (None,) for year in g.years or (None,)
+               for r in self.table.store.records(city=city, year=year)]
+        return [r for r in out if r.chunk_id not in suspect and _in_scope(r.indicator, g)]
+
+    def _refusable(self, metrics: Sequence[str], pool: Sequence[IndicatorRecord], g: Filters,
                    chunks: Sequence[Chunk]) -> tuple[str, ...] | None:
         """The related measures the reports state in scope ``g`` when the asked ones are surely not
         there; None when they may be: the name is not clearly a measure's, a report writes it word for
@@ -171,18 +177,17 @@ class TableAnswerer:
         another name), or a related record may be it in fewer words (新增托位 for 新增3岁以下婴幼儿托位)."""
         if not all(HEAD_RE.search(m) for m in metrics) or any(_literal_in(m, chunks, g) for m in metrics):
             return None
-        pool = [r for r in recs if _in_scope(r.indicator, g)]
         near = [(metric, m) for metric in metrics for m in self.matcher.near(metric, pool)]
         if not near or any(compatible(metric, m.indicator.metric) for metric, m in near):
             return None  # nothing related to name, or a related record may be the asked one
         return tuple(dict.fromkeys(m.indicator.metric for _metric, m in near))[:4]
 
-    def _near_miss(self, tq: TableQuestion, recs: Sequence[IndicatorRecord], scopes: Sequence[Filters],
+    def _near_miss(self, tq: TableQuestion, pools: Sequence[Sequence[IndicatorRecord]], scopes: Sequence[Filters],
                    chunks: Sequence[Chunk]) -> TableResult | None:
         """A refusal naming what the reports state instead, when they state other measures of the same kind."""
         nearest: list[str] = []
-        for g, metrics in zip(scopes, tq.metrics, strict=True):
-            found = self._refusable(metrics, recs, g, chunks)
+        for g, pool, metrics in zip(scopes, pools, tq.metrics, strict=True):
+            found = self._refusable(metrics, pool, g, chunks)
             if found is None:
                 return None
             nearest += found
