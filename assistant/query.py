@@ -116,7 +116,9 @@ _NOT_PLACE_AFTER = re.compile(r"号|路|街|桥|港|湾|岛|峰|寺|湖|山|河|
 # A two-character short form (新建, 城区 are districts too) names a place in a question only
 # where a place name stands: before a year, a suffix, a conjunction or the end.
 _PLACE_HEAD_AFTER = re.compile(r"\s*(?:\d|[〇一二两三四五六七八九十]{2,4}年|年|市|区|县|的|和|与|及|、|，|,|呢|吗|在"
-                               r"|今年|去年|明年|全|卫|健|[?？。]|$)")
+                               r"|今年|去年|明年|全|卫|健|[?？。]|$"
+                               # a place as the subject of a comparison: 余姚谁 / 余姚哪个 / 余姚分别 / 余姚比
+                               r"|谁|哪|各|分别|比|相比|对比|还是|两地|两市)")
 
 
 def _find_places(q: str, aliases: dict[str, str], gazetteer: Gazetteer) -> list[tuple[str, int]]:

@@ -87,6 +87,9 @@ def test_a_county_named_only_in_the_body_is_found(tmp_path: Path) -> None:
     ("中山大学附属医院2023年门诊量多少?", ()),  # a university, not 中山市
     ("黄山路社区卫生服务站有几名医生?", ()),  # a street
     ("永安2023年家庭医生签约率?", ("永安市",)),
+    # A short form as the subject of a comparison is a place too.
+    ("中山和永安谁的签约率更高?", ("中山市", "永安市")),
+    ("中山和黄山哪个新增托位更多?", ("中山市", "黄山市")),
 ])
 def test_a_place_name_inside_another_name_is_not_a_place(question: str, expected: tuple[str, ...]) -> None:
     info = analyze(question, corpus_cities=["永安市", "中山市", "黄山市"], corpus_years=[2023], gazetteer=GAZ)
