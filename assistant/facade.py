@@ -166,7 +166,8 @@ class Assistant:
 
     def documents(self) -> list[DocInfo]:
         """Indexed documents, each with its flagged chunks and the reports claiming its city and year."""
-        counts = self.store.chunk_doc_counts()
+        self.refresh()  # the chunk counts come from the corpus in memory, not a read of every chunk
+        counts = self.retriever.corpus.doc_counts
         return with_claims([DocInfo.of(e, counts.get(e.doc_id, 0)) for e in self.store.manifest()])
 
     def find_document(self, ref: str) -> DocInfo:

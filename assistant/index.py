@@ -108,9 +108,13 @@ def with_claims(docs: Sequence[DocInfo]) -> list[DocInfo]:
     def claims(d: DocInfo) -> set[tuple[int, str]]:
         return {(y, r) for y, r in d.years}
 
+    by_city: dict[str, list[DocInfo]] = {}
+    for d in docs:
+        if d.city:
+            by_city.setdefault(d.city, []).append(d)
     out = []
     for d in docs:
-        others = tuple(o.doc_id for o in docs if o.doc_id != d.doc_id and d.city and o.city == d.city
+        others = tuple(o.doc_id for o in by_city.get(d.city or "", ()) if o.doc_id != d.doc_id
                        and any(y == y2 and (r == r2 or "unknown" in (r, r2))
                                for y, r in claims(d) for y2, r2 in claims(o)))
         out.append(replace(d, same_city_year=others))
@@ -367,11 +371,10 @@ class ChunkStore:
         rebuild a llama-index node from JSON for every hit, which we do not need since
         chunks are held in memory by the retriever.
         """
-        n = self.count()
-        if n == 0:
-            return []
+        # No count() first: Chroma returns fewer hits (none for an empty collection) by itself,
+        # and on a server each extra call is a round trip.
         with self._guard("searching"):
-            res = self._col.query(query_embeddings=[vector.tolist()], n_results=min(k, n), where=where or None,
+            res = self._col.query(query_embeddings=[vector.tolist()], n_results=max(k, 1), where=where or None,
                                   include=["distances"])
         ids, dists = res["ids"][0], res["distances"][0]
         return [(i, 1.0 - float(d)) for i, d in zip(ids, dists, strict=True)]

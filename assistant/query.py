@@ -121,6 +121,12 @@ _PLACE_HEAD_AFTER = re.compile(r"\s*(?:\d|[〇一二两三四五六七八九十]
                                r"|谁|哪|各|分别|比|相比|对比|还是|两地|两市)")
 
 
+# ... or where a subject stands: at the start, after a year, a comma or a conjunction
+# (2024年东莞有多少…, 截至2024年，东莞累计…), unless an aspect particle makes it a verb (新建了).
+_PLACE_HEAD_BEFORE = re.compile(r"(?:^|[年,，、;；:：在和与及对比从同跟])\s*$")
+_VERB_AFTER = re.compile(r"了|过|着")
+
+
 def _find_places(q: str, aliases: dict[str, str], gazetteer: Gazetteer) -> list[tuple[str, int]]:
     """(corpus place, position) for each place named in ``q``, longest alias first, spans
     consumed (广州番禺 is 番禺区, not also 广州市). A short form counts only as a word of its
@@ -134,7 +140,8 @@ def _find_places(q: str, aliases: dict[str, str], gazetteer: Gazetteer) -> list[
             end = start + len(alias)
             ok = not any(taken[start:end])
             if ok and (gazetteer.is_short_alias(alias) or alias == re.sub(r"(市|县|区)$", "", aliases[alias])):
-                if _NOT_PLACE_AFTER.match(q, end) or (len(alias) == 2 and not _PLACE_HEAD_AFTER.match(q, end)):
+                if _NOT_PLACE_AFTER.match(q, end) or (len(alias) == 2 and not _PLACE_HEAD_AFTER.match(q, end) and (
+                        not _PLACE_HEAD_BEFORE.search(q, 0, start) or _VERB_AFTER.match(q, end))):
                     ok = False
                 else:
                     if words is None:

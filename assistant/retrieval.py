@@ -150,6 +150,14 @@ class Corpus:
         return list(self._years)
 
     @cached_property
+    def doc_counts(self) -> dict[str, int]:
+        """Chunks per document."""
+        out: dict[str, int] = {}
+        for c in self.chunks:
+            out[c.doc_id] = out.get(c.doc_id, 0) + 1
+        return out
+
+    @cached_property
     def clean(self) -> tuple[Chunk, ...]:
         """The chunks the offline answerer may quote: none of a report holding instructions."""
         return tuple(c for c in self.chunks if not c.suspect)

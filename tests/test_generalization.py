@@ -90,6 +90,9 @@ def test_a_county_named_only_in_the_body_is_found(tmp_path: Path) -> None:
     # A short form as the subject of a comparison is a place too.
     ("中山和永安谁的签约率更高?", ("中山市", "永安市")),
     ("中山和黄山哪个新增托位更多?", ("中山市", "黄山市")),
+    # ... and where a subject stands, before a verb: after a year or a comma.
+    ("2023年永安有多少家医养结合机构?", ("永安市",)),
+    ("截至2023年,中山累计配备健康副厂长多少名?", ("中山市",)),
 ])
 def test_a_place_name_inside_another_name_is_not_a_place(question: str, expected: tuple[str, ...]) -> None:
     info = analyze(question, corpus_cities=["永安市", "中山市", "黄山市"], corpus_years=[2023], gazetteer=GAZ)
