@@ -36,8 +36,9 @@ Targets (issue 12), printed as PASS/FAIL (SKIP when the run did not reach the si
 
 With ``--chroma-server``, each track runs against its own ``chroma run`` on 127.0.0.1, and every
 increment after the first is ingested while another process answers the question sample in a
-loop (``--idle-seconds`` alone first, then for up to ``--load-seconds`` of the ingest, refreshing
-its corpus after each pass as the UI does): its p50/p95 idle and during the ingest.
+loop (``--idle-seconds`` alone first, then for up to ``--load-seconds`` of the ingest, then
+``--idle-seconds`` on the grown corpus; refreshing its corpus after each pass, as the UI does before
+each answer): its p50/p95 before, during and after the ingest.
 
 Writes ``--out`` (JSON, rewritten after every size) and ``--png`` (growth curves).
 ``OMP_WAIT_POLICY=PASSIVE`` is set for every process (see benchmarks/ingest.py).
@@ -208,7 +209,8 @@ def quality(rows: list[Json]) -> Json:
 
 
 def child_loop(spec: Json, questions: list[Json], ctl: Path) -> Json:
-    """Answer the sample in a loop until ``ctl/stop`` exists; refresh the corpus after each pass."""
+    """Answer the sample in a loop until ``ctl/stop`` exists, refreshing the corpus after each pass
+    (as the UI does before each answer); wait while ``ctl/pause`` exists."""
     from assistant.facade import Assistant
 
     a = Assistant(make_settings(spec))
@@ -217,7 +219,14 @@ def child_loop(spec: Json, questions: list[Json], ctl: Path) -> Json:
     asks: list[tuple[float, float]] = []  # (start, end), time.time()
     refreshes: list[tuple[float, float]] = []
     errors: list[str] = []
+
+    def halt() -> bool:
+        return (ctl / "stop").exists() or (ctl / "pause").exists()
+
     while not (ctl / "stop").exists():
+        if (ctl / "pause").exists():
+            time.sleep(0.1)
+            continue
         for q in questions:
             t = time.time()
             try:
@@ -225,7 +234,7 @@ def child_loop(spec: Json, questions: list[Json], ctl: Path) -> Json:
             except Exception as exc:  # reported, not fatal: the index is being written
                 errors.append(f"{type(exc).__name__}: {exc}"[:200])
             asks.append((t, time.time()))
-            if (ctl / "stop").exists():
+            if halt():
                 break
         t = time.time()
         a.refresh()
@@ -306,7 +315,14 @@ def chroma_server(path: Path) -> Iterator[int]:
 
 def ingest_while_answering(spec: Json, files: list[str], questions: list[Json], work: Path, idle_s: float,
                            load_s: float) -> tuple[Json, Json]:
-    """One process answers in a loop while another ingests ``files``: (ingest, answering figures)."""
+    """One process answers in a loop while another ingests ``files``: (ingest, answering figures).
+
+    The answering process asks ``idle_s`` seconds before the ingest ("before"), during the first
+    ``load_s`` seconds of it ("during"), then pauses until the ingest is over and asks ``idle_s``
+    seconds more on the grown corpus ("after"). The corpus grows during the ingest (each pass
+    ends with a refresh), so contention is best judged against "after"."""
+    from concurrent.futures import ThreadPoolExecutor
+
     ctl = Path(tempfile.mkdtemp(prefix="ctl-", dir=work))
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, encoding="utf-8") as f:
         json.dump(questions, f, ensure_ascii=False)
@@ -320,16 +336,17 @@ def ingest_while_answering(spec: Json, files: list[str], questions: list[Json], 
             time.sleep(0.2)
         time.sleep(idle_s)
         t_ingest = time.time()
-        from concurrent.futures import ThreadPoolExecutor
-
         with ThreadPoolExecutor(1) as pool:
             job = pool.submit(_run_child, "ingest", spec, files)
             while not job.done() and time.time() - t_ingest < load_s:
-                time.sleep(0.5)
-            (ctl / "stop").write_text("")
-            t_stop = time.time()
+                time.sleep(0.2)
+            (ctl / "pause").write_text("")
+            t_pause = time.time()
             ingest = job.result()
-        t_end = t_ingest + ingest["wall_s"]
+        t_end = time.time()
+        (ctl / "pause").unlink()
+        time.sleep(idle_s)
+        (ctl / "stop").write_text("")
         out, err = loop.communicate(timeout=600)
     finally:
         if loop.poll() is None:
@@ -338,12 +355,17 @@ def ingest_while_answering(spec: Json, files: list[str], questions: list[Json], 
     if loop.returncode != 0:
         raise SystemExit(f"answering process failed:\n{err[-4000:]}")
     r = json.loads(out.strip().splitlines()[-1])
-    idle = [e - s for s, e in r["asks"] if e <= t_ingest]
-    during = [e - s for s, e in r["asks"] if s >= t_ingest and e <= min(t_end, t_stop)]
-    busy_refresh = [e - s for s, e in r["refreshes"] if s >= t_ingest and e <= t_end]
-    figures = {"idle": spread(idle), "during_ingest": spread(during), "refreshes_during_ingest": spread(busy_refresh),
-               "answering_window_s": min(t_end, t_stop) - t_ingest, "errors": r["errors"], "n_errors": r["n_errors"],
-               "p95_during_over_idle": pct(during, 95) / pct(idle, 95) if idle and during else None}
+    first_refresh_after = min((s for s, _e in r["refreshes"] if s >= t_end), default=t_end)
+    before = [e - s for s, e in r["asks"] if e <= t_ingest]
+    during = [e - s for s, e in r["asks"] if s >= t_ingest and e <= min(t_end, t_pause)]
+    after = [e - s for s, e in r["asks"] if s >= first_refresh_after]
+    busy_refresh = [e - s for s, e in r["refreshes"] if s >= t_ingest and e <= min(t_end, t_pause)]
+    p95 = pct(during, 95) if during else None
+    figures = {"before": spread(before), "during_ingest": spread(during), "after": spread(after),
+               "refreshes_during_ingest": spread(busy_refresh), "answering_window_s": min(t_end, t_pause) - t_ingest,
+               "errors": r["errors"], "n_errors": r["n_errors"],
+               "p95_during_over_before": p95 / pct(before, 95) if p95 and before else None,
+               "p95_during_over_after": p95 / pct(after, 95) if p95 and after else None}
     return ingest, figures
 
 
@@ -538,15 +560,20 @@ def print_tables(result: Json) -> None:
     conc = [r for r in _rows(result) if "concurrent" in r]
     if conc:
         t = Table(title="Chroma server: one process answering while another ingests (ms p50/p95)")
-        for col in ("track", "chunks after", "idle", "during ingest", "p95 during/idle", "refreshes during",
-                    "window s", "errors"):
+        for col in ("track", "chunks after", "before ingest", "during ingest", "after ingest", "p95 during/before",
+                    "p95 during/after", "refreshes during, ms", "window s", "errors"):
             t.add_column(col, justify="left" if col == "track" else "right")
         for r in conc:
             c = r["concurrent"]
-            ratio = c["p95_during_over_idle"]
-            t.add_row(r["track"], f"{r['chunks']:,}", f"{c['idle']['p50_ms']:.1f}/{c['idle']['p95_ms']:.1f} "
-                      f"(n={c['idle']['n']})", f"{c['during_ingest']['p50_ms']:.1f}/{c['during_ingest']['p95_ms']:.1f}"
-                      f" (n={c['during_ingest']['n']})", f"{ratio:.2f}" if ratio else "-",
+
+            def ps(x: Json) -> str:
+                return f"{x['p50_ms']:.1f}/{x['p95_ms']:.1f} (n={x['n']})"
+
+            def ratio(x: float | None) -> str:
+                return f"{x:.2f}" if x else "-"
+
+            t.add_row(r["track"], f"{r['chunks']:,}", ps(c["before"]), ps(c["during_ingest"]), ps(c["after"]),
+                      ratio(c["p95_during_over_before"]), ratio(c["p95_during_over_after"]),
                       f"{c['refreshes_during_ingest']['n']} x {c['refreshes_during_ingest']['p50_ms']:.0f}",
                       f"{c['answering_window_s']:.0f}", str(c["n_errors"]))
         con.print(t)

@@ -339,6 +339,13 @@ def _span(text: str, needle: str, within: tuple[int, int] | None = None) -> tupl
     return None
 
 
+def _perturbable(text: str, span: tuple[int, int]) -> bool:
+    """Does the fact at ``span`` hold a figure the copies change (not a name such as “323”)?"""
+    return any(not _is_year(m.group(), text[span[0] + m.end():span[0] + m.end() + 2])
+               and not _keep_figure(text, span[0] + m.start(), span[0] + m.end())
+               for m in _NUMBER_RE.finditer(text[span[0]:span[1]]))
+
+
 def _figures(fact: str) -> list[str]:
     """The figures of a fact that identify it (3.15, 339; not the 1 of 3+2+1)."""
     return [x for x in _NUMBER_RE.findall(fact) if len(x) >= 2]
@@ -368,10 +375,10 @@ def _candidates(seeds: Sequence[Seed]) -> list[_Candidate]:
         if not facts or not all(_figures(f) for f in facts):
             continue
         quote = _span(s.text, item.evidence[0].quote)
-        spans = [_span(s.text, f, quote) for f in facts] if quote else [None]
-        if quote is None or None in spans:
+        spans = [sp for f in facts if quote and (sp := _span(s.text, f, quote))]
+        if quote is None or len(spans) != len(facts) or not all(_perturbable(s.text, sp) for sp in spans):
             continue
-        out.append(_Candidate(item, s, quote, tuple(sp for sp in spans if sp is not None)))
+        out.append(_Candidate(item, s, quote, tuple(spans)))
     return out
 
 
