@@ -692,6 +692,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         for embedder in tracks:
             mine = [n for n in counts if embedder == "hash" or n <= args.embedder_cutoff * 5]
+            print(f"[{embedder}] sizes (reports): {mine}", flush=True)
             rows: list[Json] = []
             result["tracks"][embedder] = rows
             run_track(embedder, mine, manifest, work, args, rows, save)
