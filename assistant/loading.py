@@ -25,13 +25,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bs4 import BeautifulSoup
-from bs4.element import NavigableString, PreformattedString, Tag
-
 from .errors import LoadError
 from .types import LoadedFile
 
 if TYPE_CHECKING:
+    from bs4 import BeautifulSoup
+    from bs4.element import Tag
     from docx.table import Table
 
 SUPPORTED = frozenset({".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"})
@@ -383,6 +382,8 @@ def _is_chrome(el: Tag) -> bool:
 
 
 def _html_text(name: str, raw: bytes) -> tuple[str, str, str | None]:
+    from bs4 import BeautifulSoup  # here, not at import: a process that only answers never parses HTML
+
     decoded, encoding = _html_decode(name, raw)
     soup = BeautifulSoup(decoded, "lxml")
     title_el = soup.title
@@ -406,6 +407,8 @@ def _html_text(name: str, raw: bytes) -> tuple[str, str, str | None]:
 
 def _emit(node: Tag | BeautifulSoup, out: list[str]) -> None:
     """Append the text of ``node``'s children to ``out``, with ``"\\n"`` around blocks."""
+    from bs4.element import NavigableString, PreformattedString, Tag
+
     for child in node.children:
         if isinstance(child, PreformattedString):
             continue  # comments, doctype, CDATA
