@@ -1,10 +1,4 @@
-"""The public API: :class:`Assistant` calls the pipeline stages in order.
-
->>> from assistant import Assistant                                     # doctest: +SKIP
->>> a = Assistant.from_settings()                                       # doctest: +SKIP
->>> a.ingest(["my_reports/"])                                           # doctest: +SKIP
->>> ans = a.ask("丽水市2019年市级医院排队平均时间缩短到多少?")           # doctest: +SKIP
->>> ans.text, ans.citations[0].section_path                             # doctest: +SKIP
+"""The public API: :class:`Assistant` calls the pipeline stages in order (usage: README).
 
 Thread-safe: questions may be asked from many threads at once; ingests are
 serialised.  Construction is cheap; the embedding model, jieba and the corpus
@@ -26,7 +20,7 @@ from .config import Settings
 from .embedding import Embedder, make_embedder
 from .errors import AssistantError
 from .gazetteer import Gazetteer
-from .index import ChunkStore, DocInfo, Store, drop_index, find_doc, with_claims
+from .index import ChunkStore, DocInfo, Store, find_doc, reset_index, with_claims
 from .indicator_match import IndicatorMatch
 from .indicator_store import IndicatorStore
 from .indicator_table import IndicatorTable
@@ -55,10 +49,9 @@ class Assistant:
             llm_api_key=settings.llm.api_key.get_secret_value() if settings.llm.api_key else None,
             llm_base_url=settings.llm.base_url)
         self._store = store
-        # The corpus is saved between starts for the store built from the settings (an injected
-        # one, a test's or the eval's copy, is read afresh).
+        # An injected store (a test's, the eval's copy) is read afresh and gets an in-memory
+        # indicator table unless given one; the settings' store keeps its corpus between starts.
         self._snapshots = None if store is not None else snapshot_root(settings.index)
-        # An injected chunk store (a test, the eval's copy) gets an in-memory indicator table unless given one.
         self._indicators = indicators if indicators is not None else IndicatorStore(None) if store else None
         self._table: IndicatorTable | None = None
         self._llm = llm
@@ -72,8 +65,7 @@ class Assistant:
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **overrides: Any) -> Assistant:
-        """Build from :class:`Settings` (default: environment and ``.env``), with
-        per-section overrides, e.g. ``from_settings(index={"collection": "test"})``."""
+        """From :class:`Settings` (default: environment, ``.env``) with overrides: ``index={"collection": "t"}``."""
         s = settings or Settings.load()
         return cls(s.with_overrides(**overrides) if overrides else s)
 
@@ -103,11 +95,10 @@ class Assistant:
     @property
     def retriever(self) -> HybridRetriever:
         if self._retriever is None:
-            store = self.store
+            s = self.store
             with self._init_lock:
                 if self._retriever is None:
-                    self._retriever = HybridRetriever(store, self.embedder, self.settings.retrieval, terms,
-                                                      self._snapshots)
+                    self._retriever = HybridRetriever(s, self.embedder, self.settings.retrieval, terms, self._snapshots)
         return self._retriever
 
     @property
@@ -132,7 +123,7 @@ class Assistant:
         return self._stage
 
     @property
-    def mode(self) -> str:
+    def mode(self) -> str:  # "llm" or "extractive"
         return "llm" if self.llm is not None else "extractive"
 
     def warm_up(self) -> None:
@@ -150,17 +141,13 @@ class Assistant:
         with self._ingest_lock:
             note = None
             if rebuild:
-                # Not self.store: opening the store checks the embedding model, and a
-                # rebuild is exactly how an index of another model (or a damaged one) gets replaced.
+                # Not self.store: opening it checks the model, and a rebuild replaces another model's index.
                 with self._init_lock:
                     store, self._store, self._retriever = self._store, None, None
-                if store is not None:
-                    store.reset()
-                else:
-                    note = drop_index(self.settings.index)
+                note = reset_index(self.settings.index, store)
                 self.indicator_table.store.reset()
-            ingestor = Ingestor(self.store, self.embedder, self.settings, self.indicator_table.store)
-            report = ingestor.run(paths, prune=prune, progress=progress)
+            report = Ingestor(self.store, self.embedder, self.settings, self.indicator_table.store).run(
+                paths, prune=prune, progress=progress)
             self.retriever.refresh()
             return replace(report, repaired=(note, *report.repaired)) if note else report
 
@@ -193,8 +180,6 @@ class Assistant:
         if self.retriever.corpus.version != self.store.version():
             self.retriever.refresh()
 
-    # --- indicators ---------------------------------------------------------------
-
     def indicators(self, metric: str | None = None, city: str | None = None, year: int | None = None,
                    kind: str | None = None) -> list[IndicatorMatch]:
         """Indicator records by city, year and kind; with ``metric``, those whose metric matches it, best
@@ -206,19 +191,15 @@ class Assistant:
     def ask(self, question: str, *, city: str | None = None, year: int | None = None, doc: str | None = None,
             history: History | None = None) -> Answer:
         """Answer ``question`` from the reports, with citations (see :class:`Answer`)."""
-        final = list(self.stream(question, city=city, year=year, doc=doc, history=history))[-1]
+        *_, final = self.stream(question, city=city, year=year, doc=doc, history=history)
         assert isinstance(final, Answer)
         return final
 
     def stream(self, question: str, *, city: str | None = None, year: int | None = None,
                doc: str | None = None, history: History | None = None) -> Iterator[str | StreamReset | Answer]:
-        """Yield text deltas, then the final :class:`Answer` (LLM mode streams tokens;
-        extractive mode yields its answer in one piece).  A :class:`StreamReset` means the
-        text streamed so far is void (the LLM stream broke): clear it, the fallback follows.
-
-        Stages: condense → analyze → embed (once) → retrieve → assess → generate → finish, all
-        LLM calls inside one time budget (``LLM_DEADLINE``).
-        """
+        """Yield text deltas, then the final :class:`Answer`; a :class:`StreamReset` voids the text
+        streamed so far (the LLM stream broke; the fallback follows). Stages: condense → analyze →
+        embed (once) → retrieve → assess → generate → finish, in one time budget (``LLM_DEADLINE``)."""
         deadline = time.monotonic() + self.settings.llm.deadline
         req = self.prepare(question, city=city, year=year, doc=doc, history=history, deadline=deadline)
         stage, corpus = self.answer_stage, self.retriever.corpus

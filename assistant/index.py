@@ -435,6 +435,15 @@ def unavailable(s: IndexSettings, exc: BaseException, doing: str) -> IndexError_
         "files are not touched), or set ASSISTANT_DATA_DIR to another folder.")
 
 
+def reset_index(settings: IndexSettings, store: Store | None) -> str | None:
+    """Empty the index: through ``store`` when it is open, else with :func:`drop_index`
+    (which also copes with an index of another model or a damaged one)."""
+    if store is None:
+        return drop_index(settings)
+    store.reset()
+    return None
+
+
 def drop_index(settings: IndexSettings, client: Any = None) -> str | None:
     """Delete the collection and its manifest *without opening them*, so an index built
     with another embedding model can be dropped too (``ingest --rebuild``).  An embedded
