@@ -5,7 +5,8 @@
   :class:`~assistant.embedding.Embedder` protocol; also ``EMBEDDING_PROVIDER=hash`` for
   benchmarks that leave the model's cost out);
 * :class:`MemoryStore` – chunks, vectors and manifest in memory (the
-  :class:`~assistant.index.Store` protocol).
+  :class:`~assistant.index.Store` protocol);
+* :class:`ChromaServer` – a real ``chroma run`` on 127.0.0.1, for the server path.
 
 Each passes the same contract tests as the real implementations
 (``tests/test_contracts.py``).
@@ -19,8 +20,15 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
+import shutil
+import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -219,3 +227,66 @@ def _where_ok(chunk: Chunk, where: dict[str, Any] | None) -> bool:
 
 
 __all__ = ["FakeLLM", "HashEmbedder", "MemoryStore"]
+
+
+class ChromaServer:
+    """``chroma run`` over ``path`` on a free port of 127.0.0.1, for tests and benchmarks of
+    the server path (``CHROMA_HOST``): started, stopped and started again on the same port.
+
+    >>> with ChromaServer(tmp_path) as server:                      # doctest: +SKIP
+    ...     settings.with_overrides(index={"chroma_host": "127.0.0.1", "chroma_port": server.port})
+    """
+
+    def __init__(self, path: Path, *, timeout: float = 60.0) -> None:
+        exe = Path(sys.executable).with_name("chroma")
+        found = str(exe) if exe.exists() else shutil.which("chroma")
+        if found is None:
+            raise FileNotFoundError(f"the `chroma` CLI is not installed next to {sys.executable}: "
+                                    "pip install chromadb")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = int(s.getsockname()[1])
+        self.exe, self.path, self.timeout = found, path, timeout
+        self.log = path / "server.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @staticmethod
+    def available() -> bool:
+        return Path(sys.executable).with_name("chroma").exists() or shutil.which("chroma") is not None
+
+    def start(self) -> None:
+        """Start the server and wait for its heartbeat; RuntimeError with its log's end if none comes."""
+        import httpx
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as log:
+            self._proc = subprocess.Popen(
+                [self.exe, "run", "--path", str(self.path / "db"), "--host", "127.0.0.1", "--port", str(self.port)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**os.environ, "ANONYMIZED_TELEMETRY": "False"})
+        url, deadline = f"http://127.0.0.1:{self.port}/api/v2/heartbeat", time.monotonic() + self.timeout
+        while time.monotonic() < deadline and self._proc.poll() is None:
+            try:
+                if httpx.get(url, timeout=2.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.25)
+        self.stop()
+        raise RuntimeError(f"chroma run gave no heartbeat at {url}:\n{self.log.read_text(errors='replace')[-2000:]}")
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(timeout=30)
+            self._proc = None
+
+    def __enter__(self) -> ChromaServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

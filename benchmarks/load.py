@@ -64,35 +64,6 @@ def pct(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))] if xs else float("nan")
 
 
-def start_chroma(root: Path) -> tuple[Any, int]:
-    """``chroma run`` on a free port of 127.0.0.1, once it answers its heartbeat."""
-    import shutil
-    import socket
-    import subprocess
-
-    import httpx
-
-    exe = Path(sys.executable).with_name("chroma")
-    exe_path = str(exe) if exe.exists() else shutil.which("chroma")
-    if exe_path is None:
-        raise SystemExit("the `chroma` CLI is not installed next to the interpreter")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    root.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen([exe_path, "run", "--path", str(root / "db"), "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "ANONYMIZED_TELEMETRY": "False"})
-    for _ in range(240):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=2).status_code == 200:
-                return proc, port
-        except httpx.HTTPError:
-            time.sleep(0.25)
-    proc.terminate()
-    raise SystemExit("chroma run gave no heartbeat")
-
-
 # --- generated reports --------------------------------------------------------------------------
 
 
@@ -254,8 +225,11 @@ def main() -> int:
     index: dict[str, Any] = {"data_dir": tmp / "data"}
     chroma = None
     if args.chroma_server:
-        chroma, port = start_chroma(tmp / "chroma-server")
-        index |= {"chroma_host": "127.0.0.1", "chroma_port": port}
+        from assistant.testing import ChromaServer
+
+        chroma = ChromaServer(tmp / "chroma-server")
+        chroma.start()
+        index |= {"chroma_host": "127.0.0.1", "chroma_port": chroma.port}
     settings = Settings(_env_file=None).with_overrides(  # type: ignore[call-arg]
         index=index, embedding={"provider": args.embedding}, llm=llm)
     a = Assistant(settings)
@@ -323,8 +297,7 @@ def main() -> int:
     if server is not None:
         server.stop()
     if chroma is not None:
-        chroma.terminate()
-        chroma.wait(timeout=30)
+        chroma.stop()
 
     p95_idle, p95_load = pct(idle.latencies, 95), pct(load.latencies, 95)
     figures = {

@@ -279,38 +279,10 @@ def measure_start(spec: Json) -> Json:
 @contextmanager
 def chroma_server(path: Path) -> Iterator[int]:
     """``chroma run`` on a free port of 127.0.0.1, stopped on exit."""
-    import shutil
-    import socket
+    from assistant.testing import ChromaServer
 
-    import httpx
-
-    exe = Path(sys.executable).with_name("chroma")
-    exe_path = str(exe) if exe.exists() else shutil.which("chroma")
-    if exe_path is None:
-        raise SystemExit("the `chroma` CLI is not installed next to the interpreter")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    path.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen([exe_path, "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_child_env())
-    try:
-        for _ in range(240):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.25)
-        else:
-            raise SystemExit("chroma run gave no heartbeat")
-        yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with ChromaServer(path) as server:
+        yield server.port
 
 
 def ingest_while_answering(spec: Json, files: list[str], questions: list[Json], work: Path, idle_s: float,

@@ -10,22 +10,18 @@ Run with ``pytest -m server``.
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from conftest import SEEDS, make_settings
 
 from assistant.config import ChunkSettings
 from assistant.facade import Assistant
 from assistant.ingest import parse_file
+from assistant.testing import ChromaServer
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -34,59 +30,13 @@ S004 = "004_959402fedd2f6186.txt"
 HEARTBEAT_TIMEOUT = 60.0
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _chroma_exe() -> Path | None:
-    exe = Path(sys.executable).with_name("chroma")
-    if exe.exists():
-        return exe
-    found = shutil.which("chroma")
-    return Path(found) if found else None
-
-
 @pytest.fixture(scope="module")
 def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
     """``(host, port)`` of a fresh ``chroma run`` server, stopped after the module."""
-    exe = _chroma_exe()
-    if exe is None:
+    if not ChromaServer.available():
         pytest.skip(f"the `chroma` CLI is not installed next to {sys.executable} (pip install chromadb)")
-    root = tmp_path_factory.mktemp("chroma-server")
-    port = _free_port()
-    log_path = root / "server.log"
-    env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [str(exe), "run", "--path", str(root / "db"), "--host", "127.0.0.1", "--port", str(port)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-        )
-    try:
-        url = f"http://127.0.0.1:{port}/api/v2/heartbeat"
-        deadline = time.monotonic() + HEARTBEAT_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"chroma run exited with code {proc.returncode}:\n"
-                            f"{log_path.read_text(errors='replace')[-2000:]}")
-            try:
-                if httpx.get(url, timeout=2.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"chroma run gave no heartbeat at {url} within {HEARTBEAT_TIMEOUT:.0f}s:\n"
-                            f"{log_path.read_text(errors='replace')[-2000:]}")
-            time.sleep(0.25)
-        yield "127.0.0.1", port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
+    with ChromaServer(tmp_path_factory.mktemp("chroma-server"), timeout=HEARTBEAT_TIMEOUT) as server:
+        yield "127.0.0.1", server.port
 
 
 def _assistant(data_dir: Path, host: str, port: int) -> Assistant:

@@ -18,16 +18,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from conftest import SEEDS, make_settings
-from test_chroma_server import _chroma_exe, _free_port
 
 from assistant.config import ChunkSettings
 from assistant.errors import IndexError_
 from assistant.facade import Assistant
 from assistant.ingest import Ingestor, parse_file
-from assistant.testing import HashEmbedder
+from assistant.testing import ChromaServer, HashEmbedder
 
 pytestmark = pytest.mark.slow
 
@@ -102,39 +100,10 @@ def test_an_ingest_killed_at_a_random_point_is_repaired_by_the_next_run(seed: in
 # --- a Chroma server that goes away and comes back -------------------------------------------------
 
 
-class ChromaServer:
-    """``chroma run`` on a fixed port and folder, stoppable and restartable."""
-
-    def __init__(self, root: Path) -> None:
-        exe = _chroma_exe()
-        if exe is None:
-            pytest.skip("the `chroma` CLI is not installed next to the interpreter")
-        self.exe, self.root, self.port = exe, root, _free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log = (self.root / "server.log").open("ab")
-        self.proc = subprocess.Popen([str(self.exe), "run", "--path", str(self.root / "db"), "--host", "127.0.0.1",
-                                      "--port", str(self.port)], stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env={**os.environ, "ANONYMIZED_TELEMETRY": "False"})
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/api/v2/heartbeat", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.25)
-        pytest.fail((self.root / "server.log").read_text(errors="replace")[-2000:])
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=30)
-            self.proc = None
-
-
 @pytest.fixture
 def chroma(tmp_path: Path) -> Iterator[ChromaServer]:
+    if not ChromaServer.available():
+        pytest.skip("the `chroma` CLI is not installed next to the interpreter")
     server = ChromaServer(tmp_path)
     server.start()
     try:
