@@ -3,11 +3,11 @@
 * Embedded ``PersistentClient`` under ``data_dir`` by default; ``HttpClient`` to a
   Chroma server when ``chroma_host`` is set.  Telemetry is off.
 * Writes go straight to the collection, always with vectors, a page of up to 1,000
-  chunks per call: Chroma costs ~0.1 s a call whatever its size, and llama-index's
-  ``ChromaVectorStore`` added a JSON copy of every record (``_node_content``) and 1.7 s
-  of imports to each ingest.  The collection is opened with an embedding function
-  that *refuses* to embed, so a call that would make Chroma embed text itself (and
-  download its ONNX model) fails loudly instead.
+  chunks per call (a call costs more the larger the collection, whatever its own size);
+  llama-index's ``ChromaVectorStore`` added a JSON copy of every record (``_node_content``,
+  a third of the index on disk) and 1.7 s of imports to each ingest.  The collection
+  is opened with an embedding function that *refuses* to embed, so a call that would
+  make Chroma embed text itself (and download its ONNX model) fails loudly instead.
 * The collection records the embedding model and dimension; opening it with other
   embedding settings raises :class:`IndexMismatchError` saying how to re-index.
 * The manifest lives in a sibling collection (``<name>-manifest``), so it travels

@@ -23,7 +23,7 @@ from assistant.cli import app
 from assistant.config import ChunkSettings
 from assistant.errors import IndexError_, IndexMismatchError, LLMError
 from assistant.facade import Assistant
-from assistant.index import ChunkStore
+from assistant.index import ChunkStore, ManifestEntry
 from assistant.ingest import Ingestor, embedding_batches, file_groups, parse_file
 from assistant.testing import HashEmbedder, MemoryStore
 from assistant.text import terms
@@ -247,6 +247,26 @@ def test_an_embedding_failure_fails_its_group_only_and_the_next_run_retries_it(t
 
     second = _ingest(two_seeds, RecordingEmbedder(), store, group_chunks=1)
     assert _status(second) == {S001: "unchanged", S004: "added"}
+
+
+def test_a_write_failure_midway_fails_only_the_files_not_yet_in_the_manifest(two_seeds: Path) -> None:
+    class FailingManifest(MemoryStore):
+        puts = 0
+
+        def put_manifest(self, entry: ManifestEntry) -> None:
+            FailingManifest.puts += 1
+            if FailingManifest.puts == 2:
+                raise IndexError_("The embedded index cannot be used (writing the manifest).", "Rebuild it.")
+            super().put_manifest(entry)
+
+    store = FailingManifest()
+    first = _ingest(two_seeds, RecordingEmbedder(), store, group_chunks=10_000)  # one group
+    assert _status(first) == {S001: "added", S004: "failed"}
+    assert "writing the manifest" in (first.of("failed")[0].error or "")  # type: ignore[attr-defined]
+    second = _ingest(two_seeds, RecordingEmbedder(), store, group_chunks=10_000)
+    assert _status(second) == {S001: "unchanged", S004: "added"}
+    assert [r for r in second.repaired if "orphan" in r], "its chunks were written without an entry"  # type: ignore[attr-defined]
+    assert store.count() == sum(len(parse_file(two_seeds / n, ChunkSettings())[2]) for n in (S001, S004))
 
 
 def test_a_copy_of_a_file_whose_group_failed_is_indexed_not_called_a_duplicate(tmp_path: Path) -> None:
