@@ -2,10 +2,12 @@
 
 * Embedded ``PersistentClient`` under ``data_dir`` by default; ``HttpClient`` to a
   Chroma server when ``chroma_host`` is set.  Telemetry is off.
-* Writes go through llama-index's ``ChromaVectorStore``, always with vectors.  The
-  collection is opened with an embedding function that *refuses* to embed, so a
-  call that would make Chroma embed text itself (and download its ONNX model)
-  fails loudly instead.
+* Writes go straight to the collection, always with vectors, a page of up to 1,000
+  chunks per call (a call costs more the larger the collection, whatever its own size);
+  llama-index's ``ChromaVectorStore`` added a JSON copy of every record (``_node_content``,
+  a third of the index on disk) and 1.7 s of imports to each ingest.  The collection
+  is opened with an embedding function that *refuses* to embed, so a call that would
+  make Chroma embed text itself (and download its ONNX model) fails loudly instead.
 * The collection records the embedding model and dimension; opening it with other
   embedding settings raises :class:`IndexMismatchError` saying how to re-index.
 * The manifest lives in a sibling collection (``<name>-manifest``), so it travels
@@ -210,6 +212,15 @@ def chunk_to_metadata(chunk: Chunk, terms: Sequence[str]) -> dict[str, str | int
     }
 
 
+def chunk_record(chunk: Chunk, terms: Sequence[str]) -> dict[str, str | int | float | bool]:
+    """The metadata :meth:`ChunkStore.add_chunks` stores: :func:`chunk_to_metadata` plus the two
+    keys llama-index's ``ChromaVectorStore`` used to add (``document_id``, ``ref_doc_id``), so
+    indexes written before and after carry the same keys and llama-index's
+    ``delete(ref_doc_id)`` still finds a document's chunks. Its ``_node_content`` (a JSON copy
+    of the whole record) is left out: nothing reads it."""
+    return {**chunk_to_metadata(chunk, terms), "document_id": chunk.doc_id, "ref_doc_id": chunk.doc_id}
+
+
 def chunk_from_record(chunk_id: str, text: str, md: dict[str, Any]) -> tuple[Chunk, list[str]]:
     year = int(md.get("year", -1))
     chunk = Chunk(
@@ -255,7 +266,6 @@ class ChunkStore:
                 settings.collection + "-manifest", metadata={"schema": SCHEMA_VERSION}, embedding_function=ef)
         except Exception as exc:  # chromadb raises many types; name the place and move on
             raise unavailable(settings, exc, f"opening the collection {settings.collection!r}") from None
-        self._vector_store: Any = None
 
     @contextlib.contextmanager
     def _guard(self, doing: str) -> Iterator[None]:
@@ -266,16 +276,6 @@ class ChunkStore:
             raise
         except Exception as exc:
             raise unavailable(self._settings, exc, doing) from None
-
-    @property
-    def vector_store(self) -> Any:
-        """llama-index's ChromaVectorStore over the collection, for writes. Built on first
-        write: importing llama-index costs ~1.7 s a read-only process need not pay."""
-        if self._vector_store is None:
-            from llama_index.vector_stores.chroma import ChromaVectorStore
-
-            self._vector_store = ChromaVectorStore(chroma_collection=self._col)
-        return self._vector_store
 
     @property
     def location(self) -> str:
@@ -299,21 +299,17 @@ class ChunkStore:
     # --- writes ---------------------------------------------------------------
 
     def add_chunks(self, chunks: Sequence[Chunk], vectors: np.ndarray, terms: Sequence[Sequence[str]]) -> None:
-        from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
-
+        """Write chunks with their vectors and terms, a page per call; an id already stored is
+        overwritten (ids are content hashes, so only its metadata can differ)."""
         if len(chunks) != len(vectors) or len(chunks) != len(terms):
             raise ValueError("chunks, vectors and terms must have the same length")
-        nodes = [
-            TextNode(
-                id_=c.chunk_id, text=c.text, metadata=chunk_to_metadata(c, t), embedding=v.tolist(),
-                relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id=c.doc_id)},
-                excluded_embed_metadata_keys=["terms", "embed_text"],
-            )
-            for c, v, t in zip(chunks, vectors, terms, strict=True)
-        ]
+        matrix = np.asarray(vectors, dtype=np.float32)
         with self._write_lock, self._guard("writing chunks"):
-            for i in range(0, len(nodes), _PAGE):
-                self.vector_store.add(nodes[i : i + _PAGE])
+            for i in range(0, len(chunks), _PAGE):
+                page, page_terms = chunks[i : i + _PAGE], terms[i : i + _PAGE]
+                self._col.upsert(ids=[c.chunk_id for c in page], embeddings=matrix[i : i + _PAGE],
+                                 documents=[c.text for c in page],
+                                 metadatas=[chunk_record(c, t) for c, t in zip(page, page_terms, strict=True)])
 
     def delete_doc(self, doc_id: str) -> None:
         with self._write_lock, self._guard("deleting chunks"):

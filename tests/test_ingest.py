@@ -11,20 +11,22 @@ import codecs
 import json
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import SEEDS, make_settings
 from typer.testing import CliRunner
 
 from assistant.cli import app
 from assistant.config import ChunkSettings
-from assistant.errors import IndexError_, IndexMismatchError
+from assistant.errors import IndexError_, IndexMismatchError, LLMError
 from assistant.facade import Assistant
-from assistant.index import ChunkStore
-from assistant.ingest import parse_file
-from assistant.testing import HashEmbedder
+from assistant.index import ChunkStore, ManifestEntry
+from assistant.ingest import Ingestor, embedding_batches, file_groups, parse_file
+from assistant.testing import HashEmbedder, MemoryStore
+from assistant.text import terms
 from assistant.types import Chunk
 
 S000 = "000_02aee6cc86416636.txt"  # contains U+00A0: GBK cannot encode it, GB18030 can
@@ -156,6 +158,135 @@ def test_a_missing_path_is_a_failed_result_not_an_exception(
     report = make_assistant().ingest([missing, SEEDS / S001])
     assert _status(report) == {"nowhere": "failed", S001: "added"}
     assert "does not exist" in (report.of("failed")[0].error or "")
+
+
+# --- groups: embedded across files, written together ---------------------------------
+
+
+def test_file_groups_close_once_they_hold_enough_chunks() -> None:
+    assert file_groups([40, 300, 10, 10], limit=256) == [range(0, 2), range(2, 4)]
+    assert [list(g) for g in file_groups([1] * 10, limit=4)] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert file_groups([5, 5], limit=1) == [range(0, 1), range(1, 2)]
+    assert file_groups([], limit=4) == []
+
+
+def test_embedding_batches_keep_the_order() -> None:
+    texts = [f"t{i}" for i in range(10)]
+    batches = list(embedding_batches(texts, 4))
+    assert [len(b) for b in batches] == [4, 4, 2]
+    assert [t for b in batches for t in b] == texts
+
+
+class RecordingEmbedder(HashEmbedder):
+    """A HashEmbedder that keeps every batch it was given; ``fail_on`` makes the batch
+    holding that text raise, as an embedding server would."""
+
+    def __init__(self, fail_on: str | None = None) -> None:
+        super().__init__()
+        self.batches: list[list[str]] = []
+        self.fail_on = fail_on
+
+    def embed_passages(self, texts: list[str]) -> np.ndarray:
+        self.batches.append(list(texts))
+        if self.fail_on is not None and any(self.fail_on in t for t in texts):
+            raise LLMError("Embedding request failed: APIError.", "Check EMBEDDING_BASE_URL.", retryable=True)
+        return super().embed_passages(texts)
+
+
+class CountingStore(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_calls = 0
+
+    def add_chunks(self, chunks: Sequence[Chunk], vectors: np.ndarray, terms: Sequence[Sequence[str]]) -> None:
+        self.add_calls += 1
+        super().add_chunks(chunks, vectors, terms)
+
+
+def _ingest(folder: Path, embedder: HashEmbedder, store: MemoryStore, group_chunks: int) -> object:
+    settings = make_settings(folder.parent / "data")
+    return Ingestor(store, embedder, settings, group_chunks=group_chunks).run([folder])  # type: ignore[arg-type]
+
+
+def test_a_group_is_embedded_across_files_and_each_chunk_keeps_its_own_vector_and_terms(two_seeds: Path) -> None:
+    grouped, alone = RecordingEmbedder(), RecordingEmbedder()
+    store, per_file = CountingStore(), CountingStore()
+    _ingest(two_seeds, grouped, store, group_chunks=10_000)
+    _ingest(two_seeds, alone, per_file, group_chunks=1)
+    chunks = [c for name in (S001, S004) for c in parse_file(two_seeds / name, ChunkSettings())[2]]
+    n1 = len(parse_file(two_seeds / S001, ChunkSettings())[2])
+    assert n1 % 64, "the first file must end inside a batch for this test to mean anything"
+
+    # One write for the group; a batch that holds the end of one file and the start of the next.
+    assert (store.add_calls, per_file.add_calls) == (1, 2)
+    assert [len(b) for b in grouped.batches] == [len(b) for b in embedding_batches(chunks, 64)]
+    assert any(chunks[n1 - 1].embed_text in b and chunks[n1].embed_text in b for b in grouped.batches)
+    # Every stored chunk has the vector of its own text, as if embedded alone, and its own terms.
+    assert set(store._chunks) == {c.chunk_id for c in chunks} == set(per_file._chunks)
+    for c in chunks:
+        _chunk, vector, stored_terms = store._chunks[c.chunk_id]
+        assert np.array_equal(vector, HashEmbedder().embed_passages([c.embed_text])[0]), c.chunk_id
+        assert np.array_equal(vector, per_file._chunks[c.chunk_id][1])
+        assert stored_terms == terms(c.embed_text)
+
+
+def test_results_come_back_in_file_order_whatever_the_groups(two_seeds: Path) -> None:
+    (two_seeds / "002_empty.txt").write_bytes(b"")  # fails while the group before it is still open
+    report = _ingest(two_seeds, RecordingEmbedder(), MemoryStore(), group_chunks=10_000)
+    assert [(Path(r.path).name, r.status) for r in report.results] == [  # type: ignore[attr-defined]
+        (S001, "added"), ("002_empty.txt", "failed"), (S004, "added")]
+
+
+def test_an_embedding_failure_fails_its_group_only_and_the_next_run_retries_it(two_seeds: Path) -> None:
+    store = MemoryStore()
+    marker = parse_file(two_seeds / S004, ChunkSettings())[2][0].embed_text
+    first = _ingest(two_seeds, RecordingEmbedder(fail_on=marker), store, group_chunks=1)
+    assert _status(first) == {S001: "added", S004: "failed"}
+    assert "Embedding request failed" in (first.of("failed")[0].error or "")  # type: ignore[attr-defined]
+    assert {e.key for e in store.manifest()} == {str((two_seeds / S001).resolve())}
+
+    second = _ingest(two_seeds, RecordingEmbedder(), store, group_chunks=1)
+    assert _status(second) == {S001: "unchanged", S004: "added"}
+
+
+def test_a_write_failure_midway_fails_only_the_files_not_yet_in_the_manifest(two_seeds: Path) -> None:
+    class FailingManifest(MemoryStore):
+        puts = 0
+
+        def put_manifest(self, entry: ManifestEntry) -> None:
+            FailingManifest.puts += 1
+            if FailingManifest.puts == 2:
+                raise IndexError_("The embedded index cannot be used (writing the manifest).", "Rebuild it.")
+            super().put_manifest(entry)
+
+    store = FailingManifest()
+    first = _ingest(two_seeds, RecordingEmbedder(), store, group_chunks=10_000)  # one group
+    assert _status(first) == {S001: "added", S004: "failed"}
+    assert "writing the manifest" in (first.of("failed")[0].error or "")  # type: ignore[attr-defined]
+    second = _ingest(two_seeds, RecordingEmbedder(), store, group_chunks=10_000)
+    assert _status(second) == {S001: "unchanged", S004: "added"}
+    assert [r for r in second.repaired if "orphan" in r], "its chunks were written without an entry"  # type: ignore[attr-defined]
+    assert store.count() == sum(len(parse_file(two_seeds / n, ChunkSettings())[2]) for n in (S001, S004))
+
+
+def test_a_copy_of_a_file_whose_group_failed_is_indexed_not_called_a_duplicate(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    text = (SEEDS / S001).read_text(encoding="utf-8")
+    (src / "a.txt").write_text(text, encoding="utf-8")
+    (src / "b.txt").write_text(text, encoding="utf-8")
+    embedder = RecordingEmbedder(fail_on="")  # the first group fails...
+    real = embedder.embed_passages
+
+    def once(texts: list[str]) -> np.ndarray:
+        try:
+            return real(texts)
+        finally:
+            embedder.fail_on = None  # ...and the server is back for the next
+
+    embedder.embed_passages = once  # type: ignore[method-assign]
+    report = _ingest(src, embedder, MemoryStore(), group_chunks=1)
+    assert _status(report) == {"a.txt": "failed", "b.txt": "added"}
 
 
 # --- incremental ingest ------------------------------------------------------------
