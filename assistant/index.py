@@ -173,6 +173,8 @@ class Store(Protocol):
 
     def count(self) -> int: ...
 
+    def vectors(self, ids: Sequence[str]) -> np.ndarray: ...
+
     def dense_query(self, vector: np.ndarray, k: int,
                     where: dict[str, Any] | None = None) -> list[tuple[str, float]]: ...
 
@@ -359,6 +361,17 @@ class ChunkStore:
     def count(self) -> int:
         with self._guard("counting chunks"):
             return int(self._col.count())
+
+    def vectors(self, ids: Sequence[str]) -> np.ndarray:
+        """The stored vectors of ``ids``, one row each in that order (zeros for an unknown id)."""
+        out = np.zeros((len(ids), self._dim), dtype=np.float32)
+        row = {cid: i for i, cid in enumerate(ids)}
+        for i in range(0, len(ids), _PAGE):
+            with self._guard("reading vectors"):
+                res = self._col.get(ids=list(ids[i : i + _PAGE]), include=["embeddings"])
+            for cid, v in zip(res["ids"], res["embeddings"], strict=True):
+                out[row[cid]] = v
+        return out
 
     def dense_query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
         """(chunk id, cosine similarity) of the ``k`` nearest chunks, filtered by ``where``.

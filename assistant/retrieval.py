@@ -108,14 +108,17 @@ class Corpus:
     by_id: Mapping[str, Chunk]
     keyword: KeywordIndex
     version: str
+    vectors: np.ndarray | None = None  # one row per chunk (memory-mapped from the snapshot)
 
     @classmethod
-    def build(cls, chunks: Sequence[Chunk], terms: Sequence[Sequence[str]], version: str) -> Corpus:
-        return cls.of(chunks, KeywordIndex([c.chunk_id for c in chunks], terms), version)
+    def build(cls, chunks: Sequence[Chunk], terms: Sequence[Sequence[str]], version: str,
+              vectors: np.ndarray | None = None) -> Corpus:
+        return cls.of(chunks, KeywordIndex([c.chunk_id for c in chunks], terms), version, vectors)
 
     @classmethod
-    def of(cls, chunks: Sequence[Chunk], keyword: KeywordIndex, version: str) -> Corpus:
-        return cls(tuple(chunks), {c.chunk_id: c for c in chunks}, keyword, version)
+    def of(cls, chunks: Sequence[Chunk], keyword: KeywordIndex, version: str,
+           vectors: np.ndarray | None = None) -> Corpus:
+        return cls(tuple(chunks), {c.chunk_id: c for c in chunks}, keyword, version, vectors)
 
     @classmethod
     def from_store(cls, store: Store, snapshots: Path | None = None) -> Corpus:
@@ -126,13 +129,29 @@ class Corpus:
         if snapshots is not None:
             found = snapshot.load(snapshots, version)
             if found is not None:
-                chunks, bm25 = found
-                return cls.of(chunks, KeywordIndex([c.chunk_id for c in chunks], bm25=bm25), version)
+                chunks, bm25, vectors = found
+                return cls.of(chunks, KeywordIndex([c.chunk_id for c in chunks], bm25=bm25), version, vectors)
         pairs = store.all_chunks()
-        corpus = cls.build([c for c, _t in pairs], [t for _c, t in pairs], version)
+        chunks = [c for c, _t in pairs]
+        vectors = store.vectors([c.chunk_id for c in chunks])
+        corpus = cls.build(chunks, [t for _c, t in pairs], version, vectors)
         if snapshots is not None:
-            snapshot.save(snapshots, version, corpus.chunks, corpus.keyword.bm25)
+            snapshot.save(snapshots, version, corpus.chunks, corpus.keyword.bm25, vectors)
         return corpus
+
+    def nearest(self, vector: np.ndarray, mask: np.ndarray, k: int) -> list[tuple[str, float]]:
+        """Exact cosine search among the chunks ``mask`` keeps: inside a city/year filter the
+        kept chunks are few, and scoring them all beats a filtered approximate search (Chroma
+        pre-filters through SQLite: 35 ms at 39,000 chunks against 1 ms unfiltered)."""
+        assert self.vectors is not None
+        pos = np.flatnonzero(mask)
+        if not len(pos):
+            return []
+        m = np.asarray(self.vectors[pos], dtype=np.float32)
+        sims = (m @ np.asarray(vector, dtype=np.float32)) / np.maximum(
+            np.linalg.norm(m, axis=1) * float(np.linalg.norm(vector)), 1e-12)
+        top = np.argsort(-sims, kind="stable")[:k]
+        return [(self.chunks[pos[i]].chunk_id, float(sims[i])) for i in top]
 
     # Asked on every question; the corpus is immutable, so compute once.
     @cached_property
@@ -278,15 +297,19 @@ class HybridRetriever:
         corpus = self.corpus
         s = self._settings
         dense: list[tuple[str, float]] = []
+        mask = corpus.mask(f)
         if mode in ("hybrid", "dense") and qv is not None:
-            raw = self._store.dense_query(qv, s.candidates * (2 if f.years else 1), _where(f))
-            dense = [(cid, sc) for cid, sc in raw if cid in corpus.by_id and matches(corpus.by_id[cid], f)]
-            dense = dense[: s.candidates]
+            if mask is not None and corpus.vectors is not None:
+                dense = corpus.nearest(qv, mask, s.candidates)
+            else:
+                raw = self._store.dense_query(qv, s.candidates * (2 if f.years else 1), _where(f))
+                dense = [(cid, sc) for cid, sc in raw if cid in corpus.by_id and matches(corpus.by_id[cid], f)]
+                dense = dense[: s.candidates]
         keyword: list[tuple[str, float]] = []
         # With only numbers in common with the reports (an English question: "2025"), BM25
         # would rank by the year alone, so in hybrid mode it gets no vote.
         if mode == "keyword" or (mode == "hybrid" and any(t in corpus.keyword.idf and not t.isdigit() for t in qt)):
-            keyword = corpus.keyword.search(qt, s.candidates, corpus.mask(f))
+            keyword = corpus.keyword.search(qt, s.candidates, mask)
         if mode == "dense":
             fused = list(dense)
         elif mode == "keyword":

@@ -29,13 +29,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .config import IndexSettings
 from .types import Chunk
 
-FORMAT = "1"  # bump when the layout below or Chunk's fields change
+FORMAT = "2"  # bump when the layout below or Chunk's fields change (2: vectors)
 _CHUNKS = "chunks.json"
 _BM25 = "bm25"
 _META = "snapshot.json"
+_VECTORS = "vectors.npy"
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +68,10 @@ def _chunk(r: list[Any]) -> Chunk:
                  flags=tuple(r[17]))
 
 
-def save(root: Path, version: str, chunks: Sequence[Chunk], bm25: Any) -> Path | None:
+def save(root: Path, version: str, chunks: Sequence[Chunk], bm25: Any, vectors: np.ndarray) -> Path | None:
     """Write the snapshot of ``version`` (``bm25``: a ``bm25s.BM25`` or None for an empty
-    corpus); returns its folder, or None when the data dir is not writable (logged: the
-    next start rebuilds, nothing else is lost)."""
+    corpus; ``vectors``: one row per chunk); returns its folder, or None when the data dir
+    is not writable (logged: the next start rebuilds, nothing else is lost)."""
     target = root / _key(version)
     if target.exists():
         return target
@@ -79,6 +82,7 @@ def save(root: Path, version: str, chunks: Sequence[Chunk], bm25: Any) -> Path |
             json.dump([_row(c) for c in chunks], f, ensure_ascii=False, separators=(",", ":"))
         if bm25 is not None:
             bm25.save(str(tmp / _BM25), show_progress=False)
+        np.save(tmp / _VECTORS, np.asarray(vectors, dtype=np.float32))
         (tmp / _META).write_text(json.dumps({"format": FORMAT, "version": version, "chunks": len(chunks)}),
                                  encoding="utf-8")
         try:
@@ -92,9 +96,9 @@ def save(root: Path, version: str, chunks: Sequence[Chunk], bm25: Any) -> Path |
     return target
 
 
-def load(root: Path, version: str) -> tuple[list[Chunk], Any] | None:
-    """The chunks and the memory-mapped ``bm25s.BM25`` saved for ``version``; None when
-    there is no whole, readable snapshot of exactly that version."""
+def load(root: Path, version: str) -> tuple[list[Chunk], Any, np.ndarray] | None:
+    """The chunks, the memory-mapped ``bm25s.BM25`` and vectors saved for ``version``; None
+    when there is no whole, readable snapshot of exactly that version."""
     folder = root / _key(version)
     try:
         meta = json.loads((folder / _META).read_text(encoding="utf-8"))
@@ -102,7 +106,8 @@ def load(root: Path, version: str) -> tuple[list[Chunk], Any] | None:
             return None
         with open(folder / _CHUNKS, encoding="utf-8") as f:
             chunks = [_chunk(r) for r in json.load(f)]
-        if len(chunks) != meta.get("chunks"):
+        vectors = np.load(folder / _VECTORS, mmap_mode="r")
+        if len(chunks) != meta.get("chunks") or len(vectors) != len(chunks):
             return None
         bm25 = None
         if chunks:
@@ -115,7 +120,7 @@ def load(root: Path, version: str) -> tuple[list[Chunk], Any] | None:
     except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
         log.warning("ignoring the unreadable corpus snapshot %s (%s); rebuilding it", folder, exc)
         return None
-    return chunks, bm25
+    return chunks, bm25, vectors
 
 
 def _prune(root: Path, keep: str) -> None:

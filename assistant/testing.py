@@ -199,6 +199,13 @@ class MemoryStore:
         with self._lock:
             return len(self._chunks)
 
+    def vectors(self, ids: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            rows = [self._chunks[i][1] if i in self._chunks else None for i in ids]
+        dim = next((len(v) for v in rows if v is not None), 0)
+        return np.vstack([v if v is not None else np.zeros(dim, np.float32) for v in rows]) if rows \
+            else np.zeros((0, dim), np.float32)
+
     def dense_query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
         with self._lock:
             rows = [(cid, float(v @ vector)) for cid, (c, v, _t) in self._chunks.items() if _where_ok(c, where)]

@@ -214,6 +214,12 @@ class StoreContract:
         assert [c for c, _ in filled.dense_query(q, 3, both)] == ["d1-1", "d1-0"]  # no section year: -1
         assert len(filled.dense_query(q, 1)) == 1
 
+    def test_vectors_come_back_in_the_order_asked(self, filled: Store) -> None:
+        ids = [c.chunk_id for c in CHUNKS]
+        got = filled.vectors([*ids[::-1], "no-such-chunk"])
+        assert got.shape == (4, VECS.shape[1])
+        assert np.allclose(got[:3], VECS[:3][::-1], atol=1e-6) and not got[3].any()
+
     def test_manifest_entries_round_trip_sorted_by_key(self, filled: Store) -> None:
         entries = filled.manifest()
         assert [e.key for e in entries] == ["/r/d1.txt", "/r/d2.txt"]

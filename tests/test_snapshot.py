@@ -55,6 +55,8 @@ def test_a_start_loads_the_snapshot_and_never_reads_every_chunk_from_chroma(
     loaded = a.retriever.corpus
     assert loaded.chunks == built.chunks and loaded.version == built.version
     assert loaded.keyword.idf == pytest.approx(built.keyword.idf)
+    assert loaded.vectors is not None and built.vectors is not None
+    assert isinstance(loaded.vectors, np.memmap) and np.array_equal(loaded.vectors, built.vectors)
     terms = ["居民", "健康", "素养", "水平", "疫苗"]
     assert np.allclose(loaded.keyword.scores(terms), built.keyword.scores(terms))
     assert "28.82%" in a.ask(Q).text
@@ -134,3 +136,21 @@ def test_filter_positions_keep_exactly_the_chunks_matches_keeps(seeded: Assistan
             assert mask is None
         else:
             assert mask is not None and mask.tolist() == expected, f
+
+
+def test_search_inside_a_filter_is_exact_and_agrees_with_chroma(seeded: Assistant) -> None:
+    """Inside a city/year filter the kept chunks are scored exactly from the snapshot's vectors;
+    the ranking is the one Chroma's filtered search gives (cosine similarity, same scores)."""
+    from assistant.retrieval import _where
+
+    corpus: Corpus = seeded.retriever.corpus
+    qv = seeded.embedder.embed_query("家庭医生签约率目标")
+    for f in (Filters(cities=("东莞市",)), Filters(years=(2019,)), Filters(cities=("余姚市",), years=(2025,))):
+        mask = corpus.mask(f)
+        assert mask is not None
+        ours = corpus.nearest(qv, mask, 10)
+        chroma = [(cid, sc) for cid, sc in seeded.store.dense_query(qv, 40, _where(f))
+                  if matches(corpus.by_id[cid], f)][:10]
+        assert [c for c, _ in ours] == [c for c, _ in chroma], f
+        assert [s for _, s in ours] == pytest.approx([s for _, s in chroma], abs=1e-4)
+        assert all(matches(corpus.by_id[c], f) for c, _ in ours)
