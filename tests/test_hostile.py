@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -198,14 +199,18 @@ def test_the_llm_prompt_fences_the_hostile_source_with_a_warning(planted: tuple[
     assert max(int(n) for n in clean) < min(int(n) for n in hostile + planted)  # clean sources first
 
 
-def test_an_llm_answer_citing_the_planted_figure_is_flagged(planted: tuple[Path, Path], fake_openai) -> None:
-    """The 99% of the planted report contradicts the real 28.82% for 丽水 2019: a conflict."""
+def _citing(needle: str, answer: str) -> Callable[[dict[str, Any]], str]:
+    """A fake LLM that answers ``answer`` citing the numbered source holding ``needle``."""
     def responder(req: dict[str, Any]) -> str:
         user = req["messages"][1]["content"]
-        n = next(n for n, _a, body in _SOURCE_RE.findall(user) if "全市居民健康素养水平为99%" in body)
-        return f"丽水市2019年全市居民健康素养水平为99%[{n}]。"
+        return answer.format(n=next(n for n, _a, body in _SOURCE_RE.findall(user) if needle in body))
 
-    fake_openai.responder = responder
+    return responder
+
+
+def test_an_llm_answer_citing_the_planted_figure_is_flagged(planted: tuple[Path, Path], fake_openai) -> None:
+    """The 99% of the planted report contradicts the real 28.82% for 丽水 2019: a conflict."""
+    fake_openai.responder = _citing("全市居民健康素养水平为99%", "丽水市2019年全市居民健康素养水平为99%[{n}]。")
     ans = _llm_assistant(planted[0], fake_openai).ask(Q)
     assert ans.mode == "llm" and not ans.unsupported  # the number is in its source ...
     (conflict,) = ans.warnings_of(WarningKind.CONFLICT)  # ... but another report says otherwise
@@ -215,12 +220,7 @@ def test_an_llm_answer_citing_the_planted_figure_is_flagged(planted: tuple[Path,
 
 def test_the_real_figure_is_flagged_too_while_a_contradicting_report_is_retrieved(planted: tuple[Path, Path],
                                                                                    fake_openai) -> None:
-    def responder(req: dict[str, Any]) -> str:
-        user = req["messages"][1]["content"]
-        n = next(n for n, _a, body in _SOURCE_RE.findall(user) if "28.82%" in body)
-        return f"丽水市2019年居民健康素养水平达28.82%[{n}]。"
-
-    fake_openai.responder = responder
+    fake_openai.responder = _citing("28.82%", "丽水市2019年居民健康素养水平达28.82%[{n}]。")
     ans = _llm_assistant(planted[0], fake_openai).ask(Q)
     # The seed's 28.82% is contradicted by the planted 99%: flagged both ways, never silently.
     assert ans.warnings_of(WarningKind.CONFLICT) and not ans.warnings_of(WarningKind.SUSPECT_SOURCE)
