@@ -50,6 +50,7 @@ from .evidence import (
     term_weights,
 )
 from .extractive import answer as extractive_answer
+from .extractive import stands
 from .llm import LLM, Completion, Message
 from .numbers import number_supported, numbers_to_check
 from .prompts import PromptLibrary
@@ -246,13 +247,17 @@ class AnswerStage:
             return req
         if not req.info.filters.inferred or req.info.filters.empty:
             return req if req.contexts else replace(req, closest=tuple(widen())[:3])
-        if max((c.score for c in ev), default=0.0) >= self.model.threshold:
+        if any(stands(c, req.info, self.model.threshold) for c in ev):
             return req
         wide = tuple(widen())
         req = replace(req, closest=wide[:3])
         wide_req = replace(req, contexts=wide, evidence=None)
-        wide_ev = tuple(c for c in self.evidence(wide_req, corpus) if consistent(c, req.info))
-        if max((c.score for c in wide_ev), default=0.0) < self.model.threshold:
+        # Only sections outside the filters are new: those inside were weighed already, and
+        # scoring them again among other contexts must not overturn that.
+        seen = {sc.chunk.chunk_id for sc in req.contexts}
+        wide_ev = tuple(c for c in self.evidence(wide_req, corpus)
+                        if c.sc.chunk.chunk_id not in seen and consistent(c, req.info))
+        if not any(stands(c, req.info, self.model.threshold) for c in wide_ev):
             return req
         note = Warning(WarningKind.FILTER_RELAXED,
                        f"在推断的筛选条件（{req.info.filters.describe()}）下没有找到答案，已在全部报告中检索。")

@@ -46,6 +46,8 @@ FEATURES: tuple[str, ...] = (
     "heading_cover", "rank_inv", "fused", "type_match", "type_miss", "figure_key", "novelty",
     "restates_question", "log_chars", "department", "chunk_cover", "chunk_char_cover", "chunk_key", "dense",
     "unknown_mass", "rarest_in_chunk", "names_in_chunk", "names_in_sentence", "sectioned",
+    "q_bigram", "q_bigram_ctx", "q_bigram_chunk", "align", "align_left", "align_right", "subject_lead",
+    "subject_chunk", "piece_min", "label_line",
 )
 
 _CLAUSE_RE = re.compile(r"[,，;；:：]")
@@ -54,6 +56,9 @@ _GENERIC = frozenset([
     "是否", "主要", "提到", "提出", "具体", "实际", "各自", "方面", "措施", "做法", "举措",
     "which", "what", "how", "many", "much", "does", "did", "the", "in", "of", "for", "is", "are", "was",
     "谁", "哪里", "哪儿", "何时", "为什么", "为何", "哪一年", "哪年", "几", "是", "叫", "称", "被",
+    # what kind of statement is asked for (a target, a plan), not what it is about: a plan
+    # states 签约率达到60% without the word 目标
+    "目标", "目标值", "计划", "预计", "打算",
 ])
 _RANK_RE = re.compile(r"第\s*[\d一二三四五六七八九十]+")
 _TIME_RE = re.compile(r"(?<!\d)(?:1[0-9]|20)\d{2}\s*年|\d{1,2}\s*月|\d{1,2}\s*日|世纪|年代|朝|时期"
@@ -129,10 +134,75 @@ def _char_cover(text: str, grams: dict[str, list[str]], weights: dict[str, float
     return got / total if total else 0.0
 
 
+_QWORD_RE = re.compile(r"为什么|为何|什么|哪里|哪儿|哪些|哪一|哪个|哪位|哪|谁|多少|多久|多长|几|怎样|怎么|如何|何时|何处|何人"
+                       r"|是否|吗|呢|what|which|who|where|when|why|how")
+_NONWORD_RE = re.compile(r"[^\w]+")
+# Function words that separate what a question names: 朱祐杬|的|母亲|是|谁.
+_PARTICLE_RE = re.compile(r"[的是在有于被为和与及了把将对从由以之其]")
+
+
+@dataclass(frozen=True)
+class QuestionShape:
+    """The question as characters, for alignment with a sentence that states its answer:
+    its content split at the question word (``left`` before it, ``right`` after) and at
+    punctuation, with the places and years it filters on removed."""
+
+    segments: tuple[str, ...]
+    left: tuple[str, ...]
+    right: tuple[str, ...]
+    bigrams: frozenset[str]
+    pieces: tuple[str, ...] = ()  # the named things, split at function words too; the first is the subject
+
+    @classmethod
+    def of(cls, info: QueryInfo) -> QuestionShape:
+        q = normalize(info.question)
+        for c in sorted((*info.cities, *info.unknown_places), key=len, reverse=True):
+            q = q.replace(normalize(c), " ").replace(normalize(re.sub(r"(市|县|区)$", "", c)), " ")
+        for y in (*info.years, *info.unknown_years):
+            q = re.sub(rf"{y}年?", " ", q)
+        m = _QWORD_RE.search(q)
+
+        def segs(t: str) -> tuple[str, ...]:
+            return tuple(x for x in _NONWORD_RE.split(_QWORD_RE.sub(" ", t)) if len(x) >= 2)
+
+        whole = segs(q)
+        grams = frozenset(x[i : i + 2] for x in whole for i in range(len(x) - 1))
+        pieces = tuple(x for seg in whole for x in _PARTICLE_RE.split(seg) if len(x) >= 2)
+        return cls(whole, segs(q[: m.start()]) if m else whole, segs(q[m.end() :]) if m else (), grams, pieces)
+
+
+def longest_common(segments: Sequence[str], text: str) -> int:
+    """Length of the longest piece of any segment that occurs in ``text`` (binary search on
+    the length: a common piece of length k has common pieces of every shorter length)."""
+    best = 0
+    for seg in segments:
+        lo, hi = best, len(seg)
+        while lo < hi:
+            k = (lo + hi + 1) // 2
+            if any(seg[i : i + k] in text for i in range(len(seg) - k + 1)):
+                lo = k
+            else:
+                hi = k - 1
+        best = lo
+    return best
+
+
+def _align(segments: Sequence[str], text: str, cap: int) -> float:
+    total = sum(len(x) for x in segments)
+    return min(1.0, longest_common(segments, text) / min(cap, total)) if total else 0.0
+
+
+def _gram_share(grams: frozenset[str], text: str) -> float:
+    return sum(g in text for g in grams) / len(grams) if grams else 0.0
+
+
 def states_figure(s_text: str, weights: dict[str, float], keys: set[str],
-                  tokenize: Callable[[str], list[str]], ordinal: bool = False) -> bool:
+                  tokenize: Callable[[str], list[str]], ordinal: bool = False,
+                  grams: dict[str, list[str]] | None = None) -> bool:
     """Does a clause (with the one before it, which often holds the subject) state a
-    number next to the asked-for metric? "323攻坚行动" does not answer 健康素养水平."""
+    number next to the asked-for metric? "323攻坚行动" does not answer 健康素养水平.
+    With ``grams`` (the question terms' character bigrams) the metric may be worded
+    differently, as long as its characters are there."""
     wants_rate = any(t.endswith("率") or t in ("比例", "占比", "百分比") for t in weights)
     clauses = [c for c in _CLAUSE_RE.split(s_text) if c]
     for i, cl in enumerate(clauses):
@@ -141,10 +211,18 @@ def states_figure(s_text: str, weights: dict[str, float], keys: set[str],
             continue
         if wants_rate and not any(n.unit in ("%", "‰") or "成" in n.raw for n in nums):
             continue  # a rate is stated as a percentage, not as "三个全覆盖"
-        window = set(tokenize((clauses[i - 1] if i else "") + cl))
+        text = (clauses[i - 1] if i else "") + cl
+        window = set(tokenize(text))
         c = cover(window, weights)
         if (keys & window and c >= 0.25) or c >= 0.45:
             return True
+        if grams is not None:
+            # The same by characters: 签约覆盖率 states 签约率 in other words.
+            norm = normalize(text)
+            key_chars = any(_char_cover(norm, grams, {k: 1.0}) >= 0.5 for k in keys)
+            cc = _char_cover(norm, grams, weights)
+            if (key_chars and cc >= 0.3) or cc >= 0.5:
+                return True
     return False
 
 
@@ -169,12 +247,33 @@ def has_answer_type(kind: str | None, text: str, tokens: Sequence[str]) -> bool:
     return True
 
 
+_OPEN, _CLOSE = "（(《「『【“", "）)》」』】”"
+
+
+def _balanced(spans: list[tuple[int, int]], text: str, max_chars: int = 300) -> list[tuple[int, int]]:
+    """Sentences whose brackets are still open (``安哥拉匡撒(符号: Kz;`` … ``)是安哥拉的流通货币。``)
+    run on into the next ones until the bracket closes: a ；or ！ inside brackets or a
+    title does not end a sentence."""
+    out: list[tuple[int, int]] = []
+    i = 0
+    while i < len(spans):
+        a, b = spans[i]
+        depth = sum(text.count(o, a, b) for o in _OPEN) - sum(text.count(c, a, b) for c in _CLOSE)
+        while depth > 0 and i + 1 < len(spans) and spans[i + 1][1] - a <= max_chars:
+            i += 1
+            na, b = spans[i]
+            depth += sum(text.count(o, na, b) for o in _OPEN) - sum(text.count(c, na, b) for c in _CLOSE)
+        out.append((a, b))
+        i += 1
+    return out
+
+
 @lru_cache(maxsize=4096)
 def _sentences(chunk_id: str, text: str, tokenize: Callable[[str], list[str]]
                ) -> tuple[list[tuple[int, int]], list[str], list[str], list[list[str]]]:
     """A chunk's sentences, normalised and tokenised: the same chunks answer many questions,
     so this is done once per chunk (bounded cache; chunks are immutable)."""
-    spans = sentence_spans(text)
+    spans = _balanced(sentence_spans(text), text)
     texts = [text[a:b] for a, b in spans]
     return spans, texts, [normalize(t) for t in texts], [tokenize(t) for t in texts]
 
@@ -202,6 +301,10 @@ def candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: Keywor
     grams = {t: _bigrams(t) for t in weights}
     q_norm = normalize(info.question)
     q_terms = set(tokenize(info.question))
+    shape = QuestionShape.of(info)
+    # The question's subject: its first content words, which a sentence stating the answer
+    # often opens with (罗店镇是…, 家庭医生签约率达到…).
+    subject = [normalize(t) for t in list(weights)[:2] if len(t) > 1]
     out: list[Candidate] = []
     top_score = max((sc.score for sc in contexts), default=1.0) or 1.0
     for rank, sc in enumerate(contexts):
@@ -225,6 +328,12 @@ def candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: Keywor
         rarest_in = float(rarest is not None and normalize(rarest) in whole)
         names_in = sum(n in whole for n in names) / len(names) if names else 0.0
         lw = {t: weights[t] * local[t] for t in weights}
+        qb_chunk = _gram_share(shape.bigrams, whole)
+        labels = {normalize(x) for x in (ch.title, *ch.section_path) if x}
+        # What the question is about comes first (朱祐杬的母亲…): does this passage name it,
+        # and every other thing the question names?
+        named = [longest_common((p,), whole) / len(p) for p in shape.pieces]
+        subject_in, piece_min = (named[0], min(named)) if named else (0.0, 0.0)
         prev_terms: set[str] = set()
         prev_norm = ""
         for (a, b), s_text, s_norm, s_toks, s_terms in zip(spans, texts, norms, toks, term_sets, strict=True):
@@ -235,9 +344,16 @@ def candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: Keywor
             cc_ctx = 0.85 * _char_cover(prev_norm + s_norm, grams, weights)
             lcc = _char_cover(s_norm, grams, weights, local)
             names_s = sum(n in prev_norm + s_norm for n in names) / len(names) if names else 0.0
+            qb, qb_ctx = _gram_share(shape.bigrams, s_norm), 0.85 * _gram_share(shape.bigrams, prev_norm + s_norm)
+            shape_feats = (qb, qb_ctx, qb_chunk, _align(shape.segments, s_norm, 12),
+                           _align(shape.left, s_norm, 8), _align(shape.right, s_norm, 8),
+                           float(any(t in s_norm[:12] for t in subject)), subject_in, piece_min,
+                           # the report's title or a heading names a topic; it states nothing
+                           float(s_norm in labels or (len(s_norm) <= 30 and s_norm[-1:] not in "。！？；!?;."
+                                                      and any(s_norm in x or x in s_norm for x in labels))))
             prev_terms, prev_norm = s_terms, s_norm
             has_num = bool(numbers_to_check(s_text)) or (info.wants_rank and bool(_RANK_RE.search(s_text)))
-            key_hit = states_figure(s_text, weights, keys, tokenize, info.wants_rank) \
+            key_hit = states_figure(s_text, weights, keys, tokenize, info.wants_rank, grams) \
                 if info.wants_figure and has_num else bool(keys & s_terms)
             typed = info.answer_type is not None
             has_type = has_answer_type(info.answer_type, s_text, s_toks)
@@ -251,7 +367,7 @@ def candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: Keywor
                 math.log(1 + len(s_text)) / 5.0,
                 float(info.wants_department and "责任" in s_text and rank <= 1),
                 chunk_cov, chunk_char, chunk_key, dense, unknown_mass, rarest_in, names_in, names_s,
-                float(bool(ch.section_path)),
+                float(bool(ch.section_path)), *shape_feats,
             )
             out.append(Candidate(rank, sc, ch.start + a, ch.start + b, s_text, feats, has_num, key_hit))
     if similarity is not None and info.foreign and out:
@@ -260,7 +376,9 @@ def candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: Keywor
 
 
 _LEXICAL = ("term_cover", "term_cover_ctx", "local_cover", "char_cover", "char_cover_ctx", "local_char_cover",
-            "chunk_cover", "chunk_char_cover", "chunk_key", "names_in_chunk", "names_in_sentence")
+            "chunk_cover", "chunk_char_cover", "chunk_key", "names_in_chunk", "names_in_sentence",
+            "q_bigram", "q_bigram_ctx", "q_bigram_chunk", "align", "align_left", "align_right", "subject_chunk",
+            "piece_min")
 
 
 def _with_similarity(cands: list[Candidate], similarity: Callable[[list[str]], Sequence[float]],
@@ -289,7 +407,7 @@ def _with_similarity(cands: list[Candidate], similarity: Callable[[list[str]], S
 GATE_FEATURES: tuple[str, ...] = (
     "rank_logit", "margin", "term_cover_ctx", "chunk_cover", "chunk_char_cover", "chunk_key", "names_in_chunk",
     "names_in_sentence", "unknown_mass", "dense", "type_miss", "type_match", "figure_key", "heading_cover",
-    "sectioned",
+    "sectioned", "q_bigram", "q_bigram_chunk", "align", "subject_chunk", "piece_min",
 )
 
 

@@ -17,26 +17,44 @@ from collections.abc import Callable, Sequence
 
 from .config import AnswerSettings
 from .evidence import Candidate, SentenceModel, cover, has_answer_type
-from .query import QueryInfo
+from .query import QueryInfo, mentions_place
 from .retrieval import matches
 from .types import REFUSAL_PHRASE, Chunk, Citation, Draft, Filters, ScoredChunk
 
 _CLAUSE_RE = re.compile(r"[,，;；:：]")
 
 
-def _trim(text: str, start: int, end: int, weights: dict[str, float], tokenize: Callable[[str], list[str]],
-          answer_type: str | None, max_chars: int) -> tuple[int, int]:
-    """Shrink a long sentence to the window of clauses that carries the answer: the clauses
-    covering the question's terms, and always one holding what the question word asks for
-    (the number of 多少, the person of 谁, the year of 哪一年), so trimming never drops it."""
-    if end - start <= max_chars:
-        return start, end
-    bounds, pos = [], start
-    for m in _CLAUSE_RE.finditer(text, start, end):
-        bounds.append((pos, m.end()))
-        pos = m.end()
+_OPEN, _CLOSE = "（(《「『【“", "）)》」』】”"
+
+
+def clause_bounds(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """``text[start:end]`` cut after each ， ； ： (never inside brackets or quotes: 依法利珠单抗（，药品…）
+    is one clause)."""
+    bounds, pos, depth = [], start, 0
+    for i in range(start, end):
+        ch = text[i]
+        if ch in _OPEN:
+            depth += 1
+        elif ch in _CLOSE:
+            depth = max(0, depth - 1)
+        elif depth == 0 and _CLAUSE_RE.match(ch):
+            bounds.append((pos, i + 1))
+            pos = i + 1
     if pos < end:
         bounds.append((pos, end))
+    return bounds
+
+
+def _trim(text: str, start: int, end: int, weights: dict[str, float], tokenize: Callable[[str], list[str]],
+          answer_type: str | None, max_chars: int) -> tuple[int, int]:
+    """Shrink a long sentence to a window of clauses that carries the answer: it starts from
+    the clause that best covers the question's terms or holds what the question word asks
+    for (the number of 多少, the person of 谁), then takes in neighbours while they fit,
+    matching ones first, then the clause after (where a stated subject's answer follows),
+    then the one before. Trimming never cuts inside brackets."""
+    if end - start <= max_chars:
+        return start, end
+    bounds = clause_bounds(text, start, end)
     if len(bounds) <= 1:
         return start, end
 
@@ -51,15 +69,12 @@ def _trim(text: str, start: int, end: int, weights: dict[str, float], tokenize: 
     best = max(range(len(bounds)), key=lambda i: scores[i])
     lo = hi = best
     while True:
-        grown = False
-        for nxt in sorted((i for i in (lo - 1, hi + 1) if 0 <= i < len(bounds)), key=lambda i: -scores[i]):
-            na, nb = min(lo, nxt), max(hi, nxt)
-            if bounds[nb][1] - bounds[na][0] > max_chars or scores[nxt] <= 0:
-                continue
-            lo, hi, grown = na, nb, True
+        options = [i for i in (hi + 1, lo - 1) if 0 <= i < len(bounds)
+                   and bounds[max(hi, i)][1] - bounds[min(lo, i)][0] <= max_chars]
+        if not options:
             break
-        if not grown:
-            break
+        nxt = max(options, key=lambda i: (scores[i] > 0, scores[i], i > hi))
+        lo, hi = min(lo, nxt), max(hi, nxt)
     a, b = bounds[lo][0], bounds[hi][1]
     while b > a and text[b - 1] in ",，;；:：":
         b -= 1
@@ -180,9 +195,28 @@ def speaks_of_missing(c: Candidate, info: QueryInfo) -> bool:
     where = f"{c.text} {ch.title} {' '.join(ch.section_path)}"
     if info.unknown_places and not info.cities:
         names = {n for p in info.unknown_places for n in (p, re.sub(r"(市|县|区|州)$", "", p))}
-        if not any(n in where for n in names):
+        if not any(mentions_place(where, n) for n in names):
             return False
     return not (info.unknown_years and not info.years and not any(str(y) in where for y in info.unknown_years))
+
+
+def eligible(c: Candidate, info: QueryInfo) -> bool:
+    """Can this sentence answer at all, whatever its score? Not when the question names a
+    place or year it does not speak of, and not when the question asks for a figure (多少,
+    几个, 比例) and the sentence states none of that kind: "(二)开展家庭医生签约服务" does not
+    answer 签约率的目标是多少. (A list asked with 哪几个 is not a figure question.)"""
+    if info.answer_type in ("number", "count", "rate") and not info.wants_list and c.feature("type_miss"):
+        return False
+    return speaks_of_missing(c, info)
+
+
+def stands(c: Candidate, info: QueryInfo, threshold: float) -> bool:
+    """Is ``c`` good enough to quote? Its answer probability reaches ``threshold``; a
+    sentence stating a figure of the asked kind next to the asked-for metric stands when it
+    is more likely than not to answer."""
+    if info.wants_figure and c.key_hit:
+        threshold = min(threshold, 0.5)
+    return c.score >= threshold and eligible(c, info)
 
 
 def answer(info: QueryInfo, contexts: Sequence[ScoredChunk], evidence: Sequence[Candidate],
@@ -206,7 +240,7 @@ def answer(info: QueryInfo, contexts: Sequence[ScoredChunk], evidence: Sequence[
     def ok(c: Candidate, threshold: float = model.threshold) -> bool:
         if info.wants_department and "责任" in c.text and c.ctx_rank <= 1:
             return True
-        return c.score >= threshold and speaks_of_missing(c, info)
+        return stands(c, info, threshold)
 
     picked: list[Candidate] = []
     groups = info.groups if info.comparison else ()

@@ -112,7 +112,8 @@ _ALIAS_CACHE: dict[tuple[tuple[str, ...], int], dict[str, str]] = {}
 
 
 # After a place's short form these make it part of another name (永安号, 黄山路, 中山大学).
-_NOT_PLACE_AFTER = re.compile(r"号|路|街|桥|港|湾|岛|峰|寺|湖|山|河|江(?!北|南)|大学|医院|公司|集团|牌|型|式")
+_NOT_PLACE_AFTER = re.compile(r"号|路|街|桥|港|湾|岛|峰|寺|湖|山|河|江(?!北|南)|大学|医院|公司|集团|牌|型|式"
+                              r"|医科|师范|理工|科技|学院|银行|日报")
 # A two-character short form (新建, 城区 are districts too) names a place in a question only
 # where a place name stands: before a year, a suffix, a conjunction or the end.
 _PLACE_HEAD_AFTER = re.compile(r"\s*(?:\d|[〇一二两三四五六七八九十]{2,4}年|年|市|区|县|的|和|与|及|、|，|,|呢|吗|在"
@@ -125,6 +126,17 @@ _PLACE_HEAD_AFTER = re.compile(r"\s*(?:\d|[〇一二两三四五六七八九十]
 # (2024年东莞有多少…, 截至2024年，东莞累计…), unless an aspect particle makes it a verb (新建了).
 _PLACE_HEAD_BEFORE = re.compile(r"(?:^|[年,，、;；:：在和与及对比从同跟])\s*$")
 _VERB_AFTER = re.compile(r"了|过|着")
+
+
+def mentions_place(text: str, name: str) -> bool:
+    """Does ``text`` name the place ``name`` (not as the head of a longer proper noun:
+    广州医科大学 does not speak of 广州)?"""
+    start = text.find(name)
+    while start >= 0:
+        if not _NOT_PLACE_AFTER.match(text, start + len(name)):
+            return True
+        start = text.find(name, start + 1)
+    return False
 
 
 def _find_places(q: str, aliases: dict[str, str], gazetteer: Gazetteer) -> list[tuple[str, int]]:
@@ -199,14 +211,15 @@ def analyze(question: str, *, corpus_cities: Sequence[str], corpus_years: Sequen
             for c, y in pairs
         )
     part = _PART_RE.search(q)
+    answer_type = next((kind for kind, rx in _ANSWER_TYPES if rx.search(q)), None)
     return QueryInfo(
         question=q, cities=tuple(found), unknown_places=tuple(unknown), years=tuple(known_years),
         unknown_years=tuple(unknown_years), role=role, comparison=comparison and len(groups) > 1,
-        wants_figure=bool(_FIGURE_RE.search(q)), wants_department=bool(_DEPT_RE.search(q)),
+        wants_figure=bool(_FIGURE_RE.search(q)) or answer_type == "rate", wants_department=bool(_DEPT_RE.search(q)),
         wants_heading=bool(_HEADING_RE.search(q)), wants_rank="第几" in q, wants_last="最后" in q,
         wants_list=bool(_LIST_RE.search(q)),
         part_mark=(part.group(1) or part.group(2)).strip("（()）") if part else None, foreign=is_foreign(q),
-        answer_type=next((kind for kind, rx in _ANSWER_TYPES if rx.search(q)), None),
+        answer_type=answer_type,
         filters=filters, groups=groups,
     )
 

@@ -74,15 +74,15 @@ def _record(qid: str, group: str, answerable: bool, cands: Sequence[Candidate],
 
 
 def _evidence(assistant: Assistant, question: str) -> list[Candidate]:
-    """The candidates the answerer would weigh: evidence that does not speak of a place or
-    year the question names but no report covers is ruled out before any model sees it."""
-    from assistant.extractive import speaks_of_missing
+    """The candidates the answerer would weigh: evidence that cannot answer whatever its score
+    (:func:`assistant.extractive.eligible`) is ruled out before any model sees it."""
+    from assistant.extractive import eligible
 
     req = assistant.prepare(question)
     stage, corpus = assistant.answer_stage, assistant.retriever.corpus
     if not req.contexts:
         return []
-    return [c for c in stage.evidence(req, corpus) if speaks_of_missing(c, req.info)]
+    return [c for c in stage.evidence(req, corpus) if eligible(c, req.info)]
 
 
 def collect_cmrc(assistant: Assistant, items: Sequence[Any],
@@ -224,11 +224,19 @@ def curve(records: Sequence[QRecord], model: SentenceModel,
     return rows
 
 
-def choose(rows: Sequence[dict[str, float]]) -> dict[str, float]:
-    """The operating point: the threshold where refusing right most exceeds refusing wrong
-    (refusal accuracy − false refusals, Youden's J; ties go to the lower threshold). A refusal
-    of an answerable question and an answer to an unanswerable one cost the same here: every
-    answer quotes its source, so a wrong pick is visible, and a refusal hides what is there."""
+#: The false-refusal rate the operating point may not exceed on the tuning curve: a refusal
+#: hides what the reports say, an answer quotes its source and can be checked.
+MAX_FALSE_REFUSALS = 0.08
+
+
+def choose(rows: Sequence[dict[str, float]], max_fr: float = MAX_FALSE_REFUSALS) -> dict[str, float]:
+    """The operating point: the threshold that refuses the most unanswerable questions while
+    false refusals stay within ``max_fr`` (ties go to the lower threshold). When no threshold
+    keeps them there, the one where refusing right most exceeds refusing wrong (refusal
+    accuracy − false refusals, Youden's J)."""
+    within = [r for r in rows if r["false_refusal_rate"] <= max_fr]
+    if within:
+        return max(within, key=lambda r: (r["refusal_accuracy"], -r["threshold"]))
     return max(rows, key=lambda r: (r["refusal_accuracy"] - r["false_refusal_rate"], -r["threshold"]))
 
 
@@ -238,7 +246,7 @@ def top1(records: Sequence[QRecord], w: np.ndarray) -> float:
     return sum(hits) / max(len(hits), 1)
 
 
-def choose_second(records: Sequence[QRecord], w: np.ndarray, max_share: float = 0.35) -> float:
+def choose_second(records: Sequence[QRecord], w: np.ndarray, max_share: float = 0.5) -> float:
     """The softmax ratio above which a runner-up is quoted too: as low as it can be while at
     most ``max_share`` of answers carry a second sentence (answers stay short)."""
     margins = sorted(_best(r, w)[2] for r in records if r.answerable and len(r.labels) > 1)
