@@ -37,7 +37,7 @@ from typing import Any
 from .numbers import numbers_to_check
 from .query import QueryInfo
 from .retrieval import KeywordIndex
-from .text import is_name_like, normalize, sentence_spans, word_tag
+from .text import is_name_like, normalize, sentence_spans, word_spans, word_tag
 from .types import ScoredChunk
 
 #: Feature names, in the order of :attr:`Candidate.features`.
@@ -47,7 +47,7 @@ FEATURES: tuple[str, ...] = (
     "restates_question", "log_chars", "department", "chunk_cover", "chunk_char_cover", "chunk_key", "dense",
     "unknown_mass", "rarest_in_chunk", "names_in_chunk", "names_in_sentence", "sectioned",
     "q_bigram", "q_bigram_ctx", "q_bigram_chunk", "align", "align_left", "align_right", "subject_lead",
-    "subject_chunk", "piece_min", "label_line",
+    "subject_chunk", "piece_min", "label_line", "names_missing",
 )
 
 _CLAUSE_RE = re.compile(r"[,，;；:：]")
@@ -134,8 +134,8 @@ def _char_cover(text: str, grams: dict[str, list[str]], weights: dict[str, float
     return got / total if total else 0.0
 
 
-_QWORD_RE = re.compile(r"为什么|为何|什么|哪里|哪儿|哪些|哪一|哪个|哪位|哪|谁|多少|多久|多长|几|怎样|怎么|如何|何时|何处|何人"
-                       r"|是否|吗|呢|what|which|who|where|when|why|how")
+_QWORD_RE = re.compile(r"为什么|为何|什么|哪里|哪儿|哪些|哪一|哪个|哪位|哪|谁|多少|多久|多长|几|怎样|怎么|如何"
+                       r"|何时|何处|何人|是否|吗|呢|what|which|who|where|when|why|how")
 _NONWORD_RE = re.compile(r"[^\w]+")
 # Function words that separate what a question names: 朱祐杬|的|母亲|是|谁.
 _PARTICLE_RE = re.compile(r"[的是在有于被为和与及了把将对从由以之其]")
@@ -152,6 +152,7 @@ class QuestionShape:
     right: tuple[str, ...]
     bigrams: frozenset[str]
     pieces: tuple[str, ...] = ()  # the named things, split at function words too; the first is the subject
+    names: tuple[str, ...] = ()  # proper names as written (朱祐杬, 高畠): a paraphrase cannot change them
 
     @classmethod
     def of(cls, info: QueryInfo) -> QuestionShape:
@@ -168,7 +169,24 @@ class QuestionShape:
         whole = segs(q)
         grams = frozenset(x[i : i + 2] for x in whole for i in range(len(x) - 1))
         pieces = tuple(x for seg in whole for x in _PARTICLE_RE.split(seg) if len(x) >= 2)
-        return cls(whole, segs(q[: m.start()]) if m else whole, segs(q[m.end() :]) if m else (), grams, pieces)
+        return cls(whole, segs(q[: m.start()]) if m else whole, segs(q[m.end() :]) if m else (), grams, pieces,
+                   _name_runs(q))
+
+
+def _name_runs(q: str) -> tuple[str, ...]:
+    """Runs of the question's words that spell a proper name: words jieba tags as names or
+    does not know, and the single characters it breaks an unknown name into (朱|祐|杬)."""
+    runs, cur = [], ""
+    for a, b in word_spans(q):
+        w = q[a:b]
+        cjk = all("\u4e00" <= ch <= "\u9fff" for ch in w)
+        if cjk and ((len(w) == 1 and not _PARTICLE_RE.match(w) and not _QWORD_RE.match(w)) or is_name_like(w)):
+            cur += w
+        else:
+            runs.append(cur)
+            cur = ""
+    runs.append(cur)
+    return tuple(dict.fromkeys(r for r in runs if len(r) >= 2))
 
 
 def longest_common(segments: Sequence[str], text: str) -> int:
@@ -334,6 +352,7 @@ def candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: Keywor
         # and every other thing the question names?
         named = [longest_common((p,), whole) / len(p) for p in shape.pieces]
         subject_in, piece_min = (named[0], min(named)) if named else (0.0, 0.0)
+        names_missing = sum(n not in whole for n in shape.names) / len(shape.names) if shape.names else 0.0
         prev_terms: set[str] = set()
         prev_norm = ""
         for (a, b), s_text, s_norm, s_toks, s_terms in zip(spans, texts, norms, toks, term_sets, strict=True):
@@ -350,7 +369,8 @@ def candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: Keywor
                            float(any(t in s_norm[:12] for t in subject)), subject_in, piece_min,
                            # the report's title or a heading names a topic; it states nothing
                            float(s_norm in labels or (len(s_norm) <= 30 and s_norm[-1:] not in "。！？；!?;."
-                                                      and any(s_norm in x or x in s_norm for x in labels))))
+                                                      and any(s_norm in x or x in s_norm for x in labels))),
+                           names_missing)
             prev_terms, prev_norm = s_terms, s_norm
             has_num = bool(numbers_to_check(s_text)) or (info.wants_rank and bool(_RANK_RE.search(s_text)))
             key_hit = states_figure(s_text, weights, keys, tokenize, info.wants_rank, grams) \
@@ -407,7 +427,7 @@ def _with_similarity(cands: list[Candidate], similarity: Callable[[list[str]], S
 GATE_FEATURES: tuple[str, ...] = (
     "rank_logit", "margin", "term_cover_ctx", "chunk_cover", "chunk_char_cover", "chunk_key", "names_in_chunk",
     "names_in_sentence", "unknown_mass", "dense", "type_miss", "type_match", "figure_key", "heading_cover",
-    "sectioned", "q_bigram", "q_bigram_chunk", "align", "subject_chunk", "piece_min",
+    "sectioned", "q_bigram", "q_bigram_chunk", "align", "subject_chunk", "piece_min", "names_missing",
 )
 
 

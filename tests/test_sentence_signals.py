@@ -40,7 +40,8 @@ def test_an_unclosed_bracket_does_not_swallow_the_rest_of_the_chunk() -> None:
 def test_clauses_are_never_cut_inside_brackets() -> None:
     text = "白鹭湾水厂（日供水五万吨，二期在建），位于城东，由县水务集团运营"
     bounds = clause_bounds(text, 0, len(text))
-    assert [text[a:b] for a, b in bounds] == ["白鹭湾水厂（日供水五万吨，二期在建），", "位于城东，", "由县水务集团运营"]
+    assert [text[a:b] for a, b in bounds] == [
+        "白鹭湾水厂（日供水五万吨，二期在建），", "位于城东，", "由县水务集团运营"]
 
 
 def test_trimming_keeps_the_clause_after_the_subject_where_the_answer_is() -> None:
@@ -100,3 +101,10 @@ def test_the_operating_point_keeps_false_refusals_within_the_target() -> None:
     assert choose(rows, max_fr=0.05)["threshold"] == 0.4
     # No threshold within the target: the best trade-off.
     assert choose(rows, max_fr=0.001)["threshold"] == 0.8
+
+
+def test_proper_names_are_read_as_written_even_when_jieba_breaks_them_up() -> None:
+    # An unknown name that jieba splits into single characters is still one name; ordinary
+    # words of the genre are not names (a paraphrase may change them).
+    assert "青屿岙" in QuestionShape.of(QueryInfo(question="青屿岙的码头有几个泊位？")).names
+    assert QuestionShape.of(QueryInfo(question="巡回诊疗车累计巡诊了多少次？")).names == ()
