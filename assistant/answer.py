@@ -107,6 +107,11 @@ class Request:
     closest: tuple[ScoredChunk, ...] = ()  # no context matched the filters: the nearest sections anywhere
 
 
+#: Evidence found by relaxing an inferred filter must name at least this share of each thing
+#: the question names (``piece_min``: the longest part of each found in its section).
+WIDEN_MIN_NAMED = 0.5
+
+
 def consistent(c: Candidate, info: QueryInfo) -> bool:
     """Evidence found outside the inferred filters may stand only if it does not contradict
     them: its chunk has no city/year of its own for the relaxed filter, or the sentence
@@ -254,9 +259,13 @@ class AnswerStage:
         wide_req = replace(req, contexts=wide, evidence=None)
         # Only sections outside the filters are new: those inside were weighed already, and
         # scoring them again among other contexts must not overturn that.
+        # Relaxing a filter asks more of the evidence: its section names at least half of
+        # every thing the question names (a 2024 question about 健康小屋 is not answered by
+        # a sentence on 智慧药房 that happens to say 2024).
         seen = {sc.chunk.chunk_id for sc in req.contexts}
         wide_ev = tuple(c for c in self.evidence(wide_req, corpus)
-                        if c.sc.chunk.chunk_id not in seen and consistent(c, req.info))
+                        if c.sc.chunk.chunk_id not in seen and consistent(c, req.info)
+                        and c.feature("piece_min") >= WIDEN_MIN_NAMED)
         if not any(stands(c, req.info, self.model.threshold) for c in wide_ev):
             return req
         note = Warning(WarningKind.FILTER_RELAXED,
