@@ -37,7 +37,7 @@ from typing import Any
 from .numbers import numbers_to_check
 from .query import QueryInfo
 from .retrieval import KeywordIndex
-from .text import is_name_like, normalize, sentence_spans, word_spans, word_tag
+from .text import BRACKET_CLOSE, BRACKET_OPEN, is_name_like, normalize, sentence_spans, word_spans, word_tag
 from .types import ScoredChunk
 
 #: Feature names, in the order of :attr:`Candidate.features`.
@@ -265,22 +265,22 @@ def has_answer_type(kind: str | None, text: str, tokens: Sequence[str]) -> bool:
     return True
 
 
-_OPEN, _CLOSE = "（(《「『【“", "）)》」』】”"
-
-
 def _balanced(spans: list[tuple[int, int]], text: str, max_chars: int = 300) -> list[tuple[int, int]]:
     """Sentences whose brackets are still open (``安哥拉匡撒(符号: Kz;`` … ``)是安哥拉的流通货币。``)
     run on into the next ones until the bracket closes: a ；or ！ inside brackets or a
     title does not end a sentence."""
+    def depth(a: int, b: int) -> int:
+        return sum(text.count(o, a, b) for o in BRACKET_OPEN) - sum(text.count(c, a, b) for c in BRACKET_CLOSE)
+
     out: list[tuple[int, int]] = []
     i = 0
     while i < len(spans):
         a, b = spans[i]
-        depth = sum(text.count(o, a, b) for o in _OPEN) - sum(text.count(c, a, b) for c in _CLOSE)
-        while depth > 0 and i + 1 < len(spans) and spans[i + 1][1] - a <= max_chars:
+        open_ = depth(a, b)
+        while open_ > 0 and i + 1 < len(spans) and spans[i + 1][1] - a <= max_chars:
             i += 1
             na, b = spans[i]
-            depth += sum(text.count(o, na, b) for o in _OPEN) - sum(text.count(c, na, b) for c in _CLOSE)
+            open_ += depth(na, b)
         out.append((a, b))
         i += 1
     return out

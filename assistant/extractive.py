@@ -19,12 +19,10 @@ from .config import AnswerSettings
 from .evidence import Candidate, SentenceModel, cover, has_answer_type
 from .query import QueryInfo, mentions_place
 from .retrieval import matches
+from .text import BRACKET_CLOSE, BRACKET_OPEN
 from .types import REFUSAL_PHRASE, Chunk, Citation, Draft, Filters, ScoredChunk
 
 _CLAUSE_RE = re.compile(r"[,，;；:：]")
-
-
-_OPEN, _CLOSE = "（(《「『【“", "）)》」』】”"
 
 
 def clause_bounds(text: str, start: int, end: int) -> list[tuple[int, int]]:
@@ -33,9 +31,9 @@ def clause_bounds(text: str, start: int, end: int) -> list[tuple[int, int]]:
     bounds, pos, depth = [], start, 0
     for i in range(start, end):
         ch = text[i]
-        if ch in _OPEN:
+        if ch in BRACKET_OPEN:
             depth += 1
-        elif ch in _CLOSE:
+        elif ch in BRACKET_CLOSE:
             depth = max(0, depth - 1)
         elif depth == 0 and _CLAUSE_RE.match(ch):
             bounds.append((pos, i + 1))

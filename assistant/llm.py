@@ -16,6 +16,7 @@ The API key never appears in a message or a log line.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -227,6 +228,7 @@ class OpenAIChatLLM:
             if self._stream_usage:
                 kwargs["stream_options"] = {"include_usage": True}
             gen = None
+            finished = False
             try:
                 gen = self._llm.stream_chat(chat, **kwargs)
                 for resp in gen:
@@ -240,11 +242,19 @@ class OpenAIChatLLM:
                     if budget.expired():
                         late = True
                         break
+                else:
+                    finished = True
             except Exception as exc:
                 caught = exc
             finally:
                 if gen is not None:
-                    gen.close()  # releases the HTTP response when the caller stops early
+                    gen.close()
+                    if not finished:
+                        # The openai stream under llama-index's generator sits in a reference
+                        # cycle: only a collection closes its HTTP response. Collect now, in
+                        # this thread, rather than whenever one happens to run, possibly
+                        # inside the HTTP pool's lock during the next request (a deadlock).
+                        gc.collect()
             seconds = time.monotonic() - t
             if caught is None and not late:
                 text = "".join(parts)

@@ -17,6 +17,8 @@ from typing import Any
 
 SENTENCE_END = "。！？；!?;"
 _CLOSERS = "”’」』）)】》\"'"
+#: Brackets and quotes that hold a phrase together: no sentence or clause ends inside them.
+BRACKET_OPEN, BRACKET_CLOSE = "（(《「『【“", "）)》」』】”"
 _SPLIT_RE = re.compile(rf"[{re.escape(SENTENCE_END)}]+[{re.escape(_CLOSERS)}]*|\n+")
 
 ENCODING_NAME = "o200k_base"
