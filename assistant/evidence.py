@@ -37,7 +37,7 @@ from typing import Any
 from .numbers import numbers_to_check
 from .query import QueryInfo
 from .retrieval import KeywordIndex
-from .text import BRACKET_CLOSE, BRACKET_OPEN, is_name_like, normalize, sentence_spans, word_spans, word_tag
+from .text import balanced_spans, is_name_like, normalize, sentence_spans, word_spans, word_tag
 from .types import ScoredChunk
 
 #: Feature names, in the order of :attr:`Candidate.features`.
@@ -89,12 +89,16 @@ class Candidate:
         return self.features[FEATURES.index(name)]
 
 
+def _place_names(info: QueryInfo) -> set[str]:
+    """The places a question filters on (or names though no report covers them), in full
+    and without their suffix: they pick reports, they are not what a sentence must say."""
+    return {n for c in (*info.cities, *info.unknown_places) for n in (c, re.sub(r"(市|县|区)$", "", c))}
+
+
 def question_terms(info: QueryInfo, tokenize: Callable[[str], list[str]]) -> list[str]:
     """The question's content terms: place and year names, question words and single
     Chinese characters dropped (they still count through the words that contain them)."""
-    drop = {str(y) for y in (*info.years, *info.unknown_years)}
-    for c in (*info.cities, *info.unknown_places):
-        drop |= {c, re.sub(r"(市|县|区)$", "", c)}
+    drop = {str(y) for y in (*info.years, *info.unknown_years)} | _place_names(info)
     return [t for t in dict.fromkeys(tokenize(info.question))
             if t not in drop and t not in _GENERIC and not (len(t) == 1 and not t.isascii())]
 
@@ -157,8 +161,8 @@ class QuestionShape:
     @classmethod
     def of(cls, info: QueryInfo) -> QuestionShape:
         q = normalize(info.question)
-        for c in sorted((*info.cities, *info.unknown_places), key=len, reverse=True):
-            q = q.replace(normalize(c), " ").replace(normalize(re.sub(r"(市|县|区)$", "", c)), " ")
+        for name in sorted(_place_names(info), key=len, reverse=True):
+            q = q.replace(normalize(name), " ")
         for y in (*info.years, *info.unknown_years):
             q = re.sub(rf"{y}年?", " ", q)
         m = _QWORD_RE.search(q)
@@ -265,33 +269,12 @@ def has_answer_type(kind: str | None, text: str, tokens: Sequence[str]) -> bool:
     return True
 
 
-def _balanced(spans: list[tuple[int, int]], text: str, max_chars: int = 300) -> list[tuple[int, int]]:
-    """Sentences whose brackets are still open (``安哥拉匡撒(符号: Kz;`` … ``)是安哥拉的流通货币。``)
-    run on into the next ones until the bracket closes: a ；or ！ inside brackets or a
-    title does not end a sentence."""
-    def depth(a: int, b: int) -> int:
-        return sum(text.count(o, a, b) for o in BRACKET_OPEN) - sum(text.count(c, a, b) for c in BRACKET_CLOSE)
-
-    out: list[tuple[int, int]] = []
-    i = 0
-    while i < len(spans):
-        a, b = spans[i]
-        open_ = depth(a, b)
-        while open_ > 0 and i + 1 < len(spans) and spans[i + 1][1] - a <= max_chars:
-            i += 1
-            na, b = spans[i]
-            open_ += depth(na, b)
-        out.append((a, b))
-        i += 1
-    return out
-
-
 @lru_cache(maxsize=4096)
 def _sentences(chunk_id: str, text: str, tokenize: Callable[[str], list[str]]
                ) -> tuple[list[tuple[int, int]], list[str], list[str], list[list[str]]]:
     """A chunk's sentences, normalised and tokenised: the same chunks answer many questions,
     so this is done once per chunk (bounded cache; chunks are immutable)."""
-    spans = _balanced(sentence_spans(text), text)
+    spans = balanced_spans(text, sentence_spans(text))
     texts = [text[a:b] for a, b in spans]
     return spans, texts, [normalize(t) for t in texts], [tokenize(t) for t in texts]
 
@@ -360,10 +343,11 @@ def candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: Keywor
             tc_ctx = 0.85 * cover(s_terms | prev_terms, weights)
             lc = cover(s_terms, lw)
             cc = _char_cover(s_norm, grams, weights)
-            cc_ctx = 0.85 * _char_cover(prev_norm + s_norm, grams, weights)
+            ctx_norm = prev_norm + s_norm
+            cc_ctx = 0.85 * _char_cover(ctx_norm, grams, weights)
             lcc = _char_cover(s_norm, grams, weights, local)
-            names_s = sum(n in prev_norm + s_norm for n in names) / len(names) if names else 0.0
-            qb, qb_ctx = _gram_share(shape.bigrams, s_norm), 0.85 * _gram_share(shape.bigrams, prev_norm + s_norm)
+            names_s = sum(n in ctx_norm for n in names) / len(names) if names else 0.0
+            qb, qb_ctx = _gram_share(shape.bigrams, s_norm), 0.85 * _gram_share(shape.bigrams, ctx_norm)
             shape_feats = (qb, qb_ctx, qb_chunk, _align(shape.segments, s_norm, 12),
                            _align(shape.left, s_norm, 8), _align(shape.right, s_norm, 8),
                            float(any(t in s_norm[:12] for t in subject)), subject_in, piece_min,

@@ -19,28 +19,8 @@ from .config import AnswerSettings
 from .evidence import Candidate, SentenceModel, cover, has_answer_type
 from .query import QueryInfo, mentions_place
 from .retrieval import matches
-from .text import BRACKET_CLOSE, BRACKET_OPEN
+from .text import clause_bounds
 from .types import REFUSAL_PHRASE, Chunk, Citation, Draft, Filters, ScoredChunk
-
-_CLAUSE_RE = re.compile(r"[,，;；:：]")
-
-
-def clause_bounds(text: str, start: int, end: int) -> list[tuple[int, int]]:
-    """``text[start:end]`` cut after each ， ； ： (never inside brackets or quotes: 依法利珠单抗（，药品…）
-    is one clause)."""
-    bounds, pos, depth = [], start, 0
-    for i in range(start, end):
-        ch = text[i]
-        if ch in BRACKET_OPEN:
-            depth += 1
-        elif ch in BRACKET_CLOSE:
-            depth = max(0, depth - 1)
-        elif depth == 0 and _CLAUSE_RE.match(ch):
-            bounds.append((pos, i + 1))
-            pos = i + 1
-    if pos < end:
-        bounds.append((pos, end))
-    return bounds
 
 
 def _trim(text: str, start: int, end: int, weights: dict[str, float], tokenize: Callable[[str], list[str]],

@@ -17,8 +17,9 @@ from typing import Any
 
 SENTENCE_END = "。！？；!?;"
 _CLOSERS = "”’」』）)】》\"'"
-#: Brackets and quotes that hold a phrase together: no sentence or clause ends inside them.
-BRACKET_OPEN, BRACKET_CLOSE = "（(《「『【“", "）)》」』】”"
+# Brackets and quotes that hold a phrase together: no sentence or clause ends inside them.
+_BRACKET_OPEN, _BRACKET_CLOSE = "（(《「『【“", "）)》」』】”"
+_CLAUSE_END = ",，;；:："
 _SPLIT_RE = re.compile(rf"[{re.escape(SENTENCE_END)}]+[{re.escape(_CLOSERS)}]*|\n+")
 
 ENCODING_NAME = "o200k_base"
@@ -53,6 +54,50 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[tu
         pos = m.end()
     _append_trimmed(text, pos, end, spans)
     return spans
+
+
+def balanced_spans(text: str, spans: list[tuple[int, int]], max_chars: int = 300) -> list[tuple[int, int]]:
+    """``spans`` (from :func:`sentence_spans`) with a sentence whose brackets are still open
+    (``安哥拉匡撒(符号: Kz;`` … ``)是安哥拉的流通货币。``) run on into the next ones until the
+    bracket closes, up to ``max_chars``: a ；or ！ inside brackets or a title ends nothing.
+
+    >>> t = "话剧《快跑！小城》首演。观众逾万。"
+    >>> [t[a:b] for a, b in balanced_spans(t, sentence_spans(t))]
+    ['话剧《快跑！小城》首演。', '观众逾万。']
+    """
+    def depth(a: int, b: int) -> int:
+        return sum(text.count(o, a, b) for o in _BRACKET_OPEN) - sum(text.count(c, a, b) for c in _BRACKET_CLOSE)
+
+    out: list[tuple[int, int]] = []
+    i = 0
+    while i < len(spans):
+        a, b = spans[i]
+        open_ = depth(a, b)
+        while open_ > 0 and i + 1 < len(spans) and spans[i + 1][1] - a <= max_chars:
+            i += 1
+            na, b = spans[i]
+            open_ += depth(na, b)
+        out.append((a, b))
+        i += 1
+    return out
+
+
+def clause_bounds(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """``text[start:end]`` cut after each ， ； ： (never inside brackets or quotes: 依法利珠单抗（，药品…）
+    is one clause)."""
+    bounds, pos, depth = [], start, 0
+    for i in range(start, end):
+        ch = text[i]
+        if ch in _BRACKET_OPEN:
+            depth += 1
+        elif ch in _BRACKET_CLOSE:
+            depth = max(0, depth - 1)
+        elif depth == 0 and ch in _CLAUSE_END:
+            bounds.append((pos, i + 1))
+            pos = i + 1
+    if pos < end:
+        bounds.append((pos, end))
+    return bounds
 
 
 def _append_trimmed(text: str, a: int, b: int, out: list[tuple[int, int]]) -> None:

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 
 from assistant.evals.calibrate import choose
-from assistant.evidence import QuestionShape, _balanced, longest_common
-from assistant.extractive import _trim, clause_bounds
+from assistant.evidence import QuestionShape, longest_common
+from assistant.extractive import _trim
 from assistant.query import QueryInfo
-from assistant.text import sentence_spans, terms
+from assistant.text import balanced_spans, clause_bounds, sentence_spans, terms
 
 
 def tokenize(text: str) -> list[str]:
@@ -18,7 +18,7 @@ def tokenize(text: str) -> list[str]:
 
 
 def _sentences(text: str) -> list[str]:
-    return [text[a:b] for a, b in _balanced(sentence_spans(text), text)]
+    return [text[a:b] for a, b in balanced_spans(text, sentence_spans(text))]
 
 
 def test_a_semicolon_inside_brackets_does_not_end_the_sentence() -> None:
