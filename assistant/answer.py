@@ -50,12 +50,12 @@ from .evidence import (
     term_weights,
 )
 from .extractive import answer as extractive_answer
-from .extractive import stands
+from .extractive import eligible, standing
 from .llm import LLM, Completion, Message
 from .numbers import number_supported, numbers_to_check
 from .prompts import PromptLibrary
 from .query import QueryInfo
-from .retrieval import Corpus
+from .retrieval import Corpus, matches
 from .table_answer import TableAnswerer, TableResult, computed_numbers, figures_table
 from .table_answer import draft as table_draft
 from .types import (
@@ -238,7 +238,7 @@ class AnswerStage:
 
         contexts = tuple(sc for sc in req.contexts if not sc.chunk.suspect)
         cands = candidates(req.info, contexts, corpus.keyword, self.tokenize, similarity=similarity)
-        return tuple(score(cands, self.model))
+        return tuple(score(cands, self.model, lambda c: eligible(c, req.info)))
 
     def assess(self, req: Request, corpus: Corpus, widen: Callable[[], Sequence[ScoredChunk]] | None = None) -> Request:
         """Score the evidence; when inferred filters left none good enough, look in the
@@ -252,7 +252,7 @@ class AnswerStage:
             return req
         if not req.info.filters.inferred or req.info.filters.empty:
             return req if req.contexts else replace(req, closest=tuple(widen())[:3])
-        if any(stands(c, req.info, self.model.threshold) for c in ev):
+        if standing(ev, req.info, self.model.threshold):
             return req
         wide = tuple(widen())
         req = replace(req, closest=wide[:3])
@@ -262,11 +262,12 @@ class AnswerStage:
         # Relaxing a filter asks more of the evidence: its section names at least half of
         # every thing the question names (a 2024 question about 健康小屋 is not answered by
         # a sentence on 智慧药房 that happens to say 2024).
-        seen = {sc.chunk.chunk_id for sc in req.contexts}
+        # A section inside the filters that retrieval did not bring is not new either: the
+        # filtered search already ranked it below those it weighed.
         wide_ev = tuple(c for c in self.evidence(wide_req, corpus)
-                        if c.sc.chunk.chunk_id not in seen and consistent(c, req.info)
+                        if not matches(c.sc.chunk, req.info.filters) and consistent(c, req.info)
                         and c.feature("piece_min") >= WIDEN_MIN_NAMED)
-        if not any(stands(c, req.info, self.model.threshold) for c in wide_ev):
+        if not standing(wide_ev, req.info, self.model.threshold):
             return req
         note = Warning(WarningKind.FILTER_RELAXED,
                        f"在推断的筛选条件（{req.info.filters.describe()}）下没有找到答案，已在全部报告中检索。")

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -248,12 +248,15 @@ def states_figure(s_text: str, weights: dict[str, float], keys: set[str],
     return False
 
 
-def has_answer_type(kind: str | None, text: str, tokens: Sequence[str]) -> bool:
-    """Does ``text`` hold something of the kind the question word asks for?"""
+def has_answer_type(kind: str | None, text: str, tokens: Sequence[str], units: Collection[str] = ()) -> bool:
+    """Does ``text`` hold something of the kind the question word asks for? For a count whose
+    ``units`` the question implies (:attr:`QueryInfo.units`: 出生人口 is counted in 人), a figure in
+    one of them or in none (a bare number)."""
     if kind is None:
         return True
     if kind in ("number", "count"):
-        return bool(numbers_to_check(text))
+        nums = numbers_to_check(text)
+        return any(not n.unit or n.unit in units for n in nums) if units else bool(nums)
     if kind == "rate":
         return any(n.unit in ("%", "‰", "百分点") or "成" in n.raw for n in numbers_to_check(text))
     if kind == "time":
@@ -360,7 +363,7 @@ def candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: Keywor
             key_hit = states_figure(s_text, weights, keys, tokenize, info.wants_rank, grams) \
                 if info.wants_figure and has_num else bool(keys & s_terms)
             typed = info.answer_type is not None
-            has_type = has_answer_type(info.answer_type, s_text, s_toks)
+            has_type = has_answer_type(info.answer_type, s_text, s_toks, info.units)
             content = [t for t in s_terms if len(t) > 1 or t.isdigit()]
             novelty = sum(t not in q_terms for t in content) / len(content) if content else 0.0
             restates = float(bool(s_norm) and len(s_norm) <= 40 and s_norm.rstrip("。.!！?？") in q_norm)
@@ -489,15 +492,20 @@ def default_model() -> SentenceModel:
     return load_model(Path(str(files("assistant").joinpath("data", "sentence_model.json"))))
 
 
-def score(cands: Sequence[Candidate], model: SentenceModel) -> list[Candidate]:
-    """Rank scores and answer probabilities, best first."""
+def score(cands: Sequence[Candidate], model: SentenceModel,
+          eligible: Callable[[Candidate], bool] | None = None) -> list[Candidate]:
+    """Rank scores and answer probabilities, best first. The margin the gate reads is taken over
+    the ``eligible`` candidates only (those that could answer at all), as in fitting
+    (:mod:`assistant.evals.calibrate` fits the gate on each question's best eligible sentence)."""
     from dataclasses import replace
 
     zs = [model.rank(c.features) for c in cands]
     order = sorted(range(len(cands)), key=lambda i: -zs[i])
+    ranked = [i for i in order if eligible is None or eligible(cands[i])] or order
     out = []
-    for pos, i in enumerate(order):
-        other = zs[order[1]] if pos == 0 and len(order) > 1 else zs[order[0]] if pos else zs[i] - 5.0
+    for i in order:
+        pos = ranked.index(i) if i in ranked else -1
+        other = zs[ranked[1]] if pos == 0 and len(ranked) > 1 else zs[ranked[0]] if pos else zs[i] - 5.0
         out.append(replace(cands[i], rank_score=zs[i], score=model.answers(zs[i], zs[i] - other, cands[i].features)))
     return out
 

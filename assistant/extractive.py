@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 
 from .config import AnswerSettings
 from .evidence import Candidate, SentenceModel, cover, has_answer_type
+from .indicator_match import other_group
 from .query import QueryInfo, mentions_place
 from .retrieval import matches
 from .text import clause_bounds
@@ -24,7 +25,7 @@ from .types import REFUSAL_PHRASE, Chunk, Citation, Draft, Filters, ScoredChunk
 
 
 def _trim(text: str, start: int, end: int, weights: dict[str, float], tokenize: Callable[[str], list[str]],
-          answer_type: str | None, max_chars: int) -> tuple[int, int]:
+          answer_type: str | None, max_chars: int, units: Sequence[str] = ()) -> tuple[int, int]:
     """Shrink a long sentence to a window of clauses that carries the answer: it starts from
     the clause that best covers the question's terms or holds what the question word asks
     for (the number of 多少, the person of 谁), then takes in neighbours while they fit,
@@ -39,7 +40,7 @@ def _trim(text: str, start: int, end: int, weights: dict[str, float], tokenize: 
     def score(a: int, b: int) -> float:
         clause = text[a:b]
         s = cover(set(tokenize(clause)), weights)
-        if answer_type is not None and has_answer_type(answer_type, clause, tokenize(clause)):
+        if answer_type is not None and has_answer_type(answer_type, clause, tokenize(clause), units):
             s += 0.5
         return s
 
@@ -182,8 +183,12 @@ def eligible(c: Candidate, info: QueryInfo) -> bool:
     """Can this sentence answer at all, whatever its score? Not when the question names a
     place or year it does not speak of, and not when the question asks for a figure (多少,
     几个, 比例) and the sentence states none of that kind: "(二)开展家庭医生签约服务" does not
-    answer 签约率的目标是多少. (A list asked with 哪几个 is not a figure question.)"""
+    answer 签约率的目标是多少. (A list asked with 哪几个 is not a figure question.) Nor when the
+    rate asked is of one population group and the sentence speaks of another: 重点人群签约率
+    does not answer 常住人口签约率是多少."""
     if info.answer_type in ("number", "count", "rate") and not info.wants_list and c.feature("type_miss"):
+        return False
+    if info.answer_type == "rate" and other_group(info.question, c.text):
         return False
     return speaks_of_missing(c, info)
 
@@ -195,6 +200,18 @@ def stands(c: Candidate, info: QueryInfo, threshold: float) -> bool:
     if info.wants_figure and c.key_hit:
         threshold = min(threshold, 0.5)
     return c.score >= threshold and eligible(c, info)
+
+
+def standing(evidence: Sequence[Candidate], info: QueryInfo, threshold: float) -> list[Candidate]:
+    """The sentences good enough to quote, best first. The gate judges a question by its best
+    eligible sentence (that is how it is fitted): when that one does not stand, a lower-ranked
+    sentence answers only by stating a figure of the asked kind next to the asked-for metric,
+    never because the gate, asked about a sentence it was not fitted on, rates it higher."""
+    pool = sorted((c for c in evidence if stands(c, info, threshold)), key=lambda c: -c.rank_score)
+    top = max((c for c in evidence if eligible(c, info)), key=lambda c: c.rank_score, default=None)
+    if top is None or not pool or pool[0] is top:
+        return pool
+    return [c for c in pool if info.wants_figure and c.key_hit]
 
 
 def answer(info: QueryInfo, contexts: Sequence[ScoredChunk], evidence: Sequence[Candidate],
@@ -233,7 +250,9 @@ def answer(info: QueryInfo, contexts: Sequence[ScoredChunk], evidence: Sequence[
         if not picked:
             return refusal
     else:
-        pool = sorted((c for c in evidence if ok(c)), key=lambda c: -c.rank_score)
+        duty = [c for c in evidence if info.wants_department and "责任" in c.text and c.ctx_rank <= 1]
+        pool = sorted({id(c): c for c in (*duty, *standing(evidence, info, model.threshold))}.values(),
+                      key=lambda c: -c.rank_score)
         if not pool:
             return refusal
         best = pool[0]
@@ -270,7 +289,7 @@ def _compose(info: QueryInfo, picked: list[Candidate], groups: Sequence[Filters]
         ch = c.sc.chunk
         kind = info.answer_type or ("number" if info.wants_figure else None)
         a, b = _trim(ch.text, c.start - ch.start, c.end - ch.start, weights, tokenize, kind,
-                     s.max_chars if not info.wants_list else 2 * s.max_chars)
+                     s.max_chars if not info.wants_list else 2 * s.max_chars, info.units)
         key = (ch.doc_id, ch.start + a, ch.start + b)
         same = re.sub(r"\s+", "", ch.text[a:b])
         if (key in marker_of or same in seen_text) and not groups:

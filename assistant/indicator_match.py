@@ -90,7 +90,7 @@ class IndicatorMatch:
 #: 签约覆盖率 are the 签约率; 签约 here is always 家庭医生签约; 市民 and 居民 are the residents.
 SYNONYMS: tuple[tuple[str, str], ...] = (
     ("家庭医生签约", "签约"), ("家医签约", "签约"), ("签约服务率", "签约率"), ("签约覆盖率", "签约率"),
-    ("市民", "居民"), ("期望寿命", "预期寿命"),
+    ("市民", "居民"), ("期望寿命", "预期寿命"), ("比例", "率"),
 )
 
 
@@ -170,13 +170,34 @@ def compatible(asked: str, metric: str) -> bool:
     q, m = _fold(asked), _fold(metric)
     if _domains(q) != _domains(m) or _cjk(set(m) - set(q)) > 1:
         return False
-    return not (_RATE_HEAD_RE.search(q) and any(g.group() not in m for g in _GROUP_RE.finditer(q)))
+    return not (_RATE_HEAD_RE.search(q) and any(g.group() not in m for g in GROUP_RE.finditer(q)))
 
 
 _RATE_HEAD_RE = re.compile(r"(?:率|比例|占比|比|水平)$")
-# Population groups a rate is taken over: a rate of one group is not the rate of another, or of everyone.
-_GROUP_RE = re.compile(r"重点人群|人群|常住人口|户籍人口|人口|老年人|老人|儿童|婴儿|婴幼儿|新生儿|妇女|孕产妇|"
+#: Population groups a rate is taken over: a rate of one group is not the rate of another, or of everyone.
+GROUP_RE = re.compile(r"重点人群|人群|常住人口|户籍人口|人口|老年人|老人|儿童|婴儿|婴幼儿|新生儿|妇女|孕产妇|"
                        r"孕妇|产妇|学生|患者|病人|居民|农村|城镇|城市|职工")
+
+
+#: Groups that stand for the whole population: a rate of 居民 and one of 常住人口 may be the same measure.
+_EVERYONE = frozenset({"居民", "人口", "常住人口", "户籍人口"})
+
+
+def other_group(asked: str, stated: str) -> bool:
+    """Does ``stated`` speak of another population group than the one ``asked`` names (asked for the
+    常住人口 rate, a sentence gives the 重点人群 rate)? False when the question names no group, when the
+    text names one of the question's, or when both name only the whole population in other words.
+
+    >>> other_group("常住人口签约率目标是多少", "重点人群签约覆盖率巩固在85%以上")
+    True
+    >>> other_group("居民签约率是多少", "常住人口签约率达40%"), other_group("签约率是多少", "重点人群签约率90%")
+    (False, False)
+    """
+    want = {g.group() for g in GROUP_RE.finditer(asked)} - {"城市"}  # 哪个城市 asks for a place
+    have = {g.group() for g in GROUP_RE.finditer(stated)}
+    if not want or not have or want & have:
+        return False
+    return not (want <= _EVERYONE and have <= _EVERYONE)
 
 
 def _cjk(chars: set[str]) -> int:
@@ -282,6 +303,6 @@ def find_conflicts(records: Sequence[IndicatorRecord]) -> list[tuple[IndicatorRe
     return out
 
 
-__all__ = ["EMBEDDING_WEIGHT", "MATCH_THRESHOLD", "NEAR_THRESHOLD", "SYNONYMS", "SYNONYM_COSINE", "IndicatorMatch",
-           "MetricMatcher", "MetricScore", "compatible", "find_conflicts", "is_near", "ngram_score", "same_head",
-           "same_measure"]
+__all__ = ["EMBEDDING_WEIGHT", "GROUP_RE", "MATCH_THRESHOLD", "NEAR_THRESHOLD", "SYNONYMS", "SYNONYM_COSINE",
+           "IndicatorMatch", "MetricMatcher", "MetricScore", "compatible", "find_conflicts", "is_near", "ngram_score",
+           "other_group", "same_head", "same_measure"]

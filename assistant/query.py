@@ -37,13 +37,25 @@ _ANSWER_TYPES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("person", re.compile(r"谁|哪位|何人|什么人|哪个人|who", re.I)),
     ("place", re.compile(r"哪里|哪儿|何处|什么地方|哪个(?:国家|城市|省|地区|地方|州|县)|位于|where", re.I)),
     ("title", re.compile(r"哪[部本首篇]|什么(?:作品|著作|书|歌|电影|小说)|作品是|著作是")),
-    ("rate", re.compile(r"比例|比率|占比|百分之几|百分比|率(?:是|为|达到?|有)?多少|"
+    ("rate", re.compile(r"比例|比率|占比|百分之几|百分比|"
+                        r"率(?:的)?(?:具体|大概|大约|实际|最终|预计|计划)?(?:目标值?|要求|指标)?(?:是|为|达到?|有)?多少|"
                         r"率(?:的)?(?:目标值?|要求)?(?:是|为|达到?)?(?:多少)?\s*[？?]?\s*$"
                         r"|what (?:percentage|share|rate)", re.I)),
     ("count", re.compile(r"几[个项家所名人次岁张床位条批台辆支种类]|多少[个项家所名人次张床位条批台辆支种类]"
                          r"|how many", re.I)),
     ("number", re.compile(r"多少|多久|多长|多高|多大|多重|多远|几|how much|how long", re.I)),
 )
+# What a count is of, read from the question: the units a figure of that kind is written in. A
+# question about 出生人口 is not answered by 三个全覆盖, nor one about 经费 by 40个.
+_UNIT_CUES: tuple[tuple[frozenset[str], re.Pattern[str]], ...] = (
+    (frozenset({"人", "人次", "例", "户"}), re.compile(r"(?:多少|几)(?:十|百|千|万)?(?:人|名|位|例|户)|人口|人数|人次|"
+                                                     r"户数|how many (?:people|persons|residents|patients)", re.I)),
+    (frozenset({"元"}), re.compile(r"多少钱|(?:多少|几)(?:十|百|千|万|亿)?元|费用|资金|经费|金额|的钱|花了?多少")),
+    (frozenset({"岁"}), re.compile(r"寿命|(?:多少|几)岁|年龄(?!段)|how old|life expectancy", re.I)),
+    (frozenset({"张", "床"}), re.compile(r"床位|(?:多少|几)张", re.I)),
+)
+# A change or share of the thing counted is not counted in its units (费用增幅 is a percentage).
+_CHANGE_AFTER_RE = re.compile(r"[^，,。？?；;]{0,3}?(?:增幅|增速|增长|增加|下降|减少|幅度|率|比例|占比|比重)")
 _LIST_RE = re.compile(r"哪些|哪几[个项类种方面条]|有哪几|包括什么|包括哪|几个方面|都有什么|分别是什么|列举"
                       r"|which (?:ones|measures)", re.I)
 _PART_RE = re.compile(
@@ -71,6 +83,7 @@ class QueryInfo:
     part_mark: str | None = None  # 第(八)部分 / (三) → "八" / "三": a heading asked for by its number
     foreign: bool = False  # mostly Latin letters: jieba terms will not meet the Chinese text
     answer_type: str | None = None  # number, count, rate, time, person, place, reason, title (see _ANSWER_TYPES)
+    units: tuple[str, ...] = ()  # a count's units, when the question says what is counted (see _UNIT_CUES)
     filters: Filters = field(default_factory=Filters)
     groups: tuple[Filters, ...] = ()
 
@@ -212,6 +225,8 @@ def analyze(question: str, *, corpus_cities: Sequence[str], corpus_years: Sequen
         )
     part = _PART_RE.search(q)
     answer_type = next((kind for kind, rx in _ANSWER_TYPES if rx.search(q)), None)
+    units = sorted({u for us, rx in _UNIT_CUES for m in rx.finditer(q) for u in us
+                    if not _CHANGE_AFTER_RE.match(q, m.end())}) if answer_type in ("number", "count") else []
     return QueryInfo(
         question=q, cities=tuple(found), unknown_places=tuple(unknown), years=tuple(known_years),
         unknown_years=tuple(unknown_years), role=role, comparison=comparison and len(groups) > 1,
@@ -219,7 +234,7 @@ def analyze(question: str, *, corpus_cities: Sequence[str], corpus_years: Sequen
         wants_heading=bool(_HEADING_RE.search(q)), wants_rank="第几" in q, wants_last="最后" in q,
         wants_list=bool(_LIST_RE.search(q)),
         part_mark=(part.group(1) or part.group(2)).strip("（()）") if part else None, foreign=is_foreign(q),
-        answer_type=answer_type,
+        answer_type=answer_type, units=tuple(units),
         filters=filters, groups=groups,
     )
 

@@ -1,0 +1,98 @@
+"""What a figure question may be answered with: the population group a rate is taken over, the
+units a count is written in, and which sentence the refusal gate judges."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from assistant.evidence import FEATURES, Candidate, SentenceModel, has_answer_type, score
+from assistant.extractive import standing
+from assistant.gazetteer import Gazetteer
+from assistant.indicator_match import other_group
+from assistant.query import QueryInfo, analyze
+from assistant.types import Chunk, ScoredChunk
+
+
+GAZ = Gazetteer.default()
+
+
+def _info(question: str) -> QueryInfo:
+    return analyze(question, corpus_cities=["青岭县"], corpus_years=[2024], gazetteer=GAZ)
+
+
+@pytest.mark.parametrize(("asked", "stated", "other"), [
+    ("常住人口签约率目标是多少", "重点人群签约覆盖率巩固在85%以上", True),
+    ("重点人群签约率是多少", "常住人口签约率达40%", True),
+    ("居民签约率是多少", "常住人口签约率达40%", False),  # both the whole population
+    ("签约率是多少", "重点人群签约率90%", False),  # the question names no group
+    ("老年人健康管理率是多少", "老年人、儿童健康管理率分别达72%、90%", False),  # it names the asked one too
+    ("哪个城市的签约率最高", "重点人群签约率90%", False),  # 哪个城市 asks for a place, not a group
+])
+def test_a_rate_of_one_population_group_is_not_the_rate_of_another(asked: str, stated: str, other: bool) -> None:
+    assert other_group(asked, stated) is other
+
+
+@pytest.mark.parametrize(("question", "kind"), [
+    ("青岭县2024年计划内疫苗的接种率具体是多少?", "rate"),
+    ("青岭县2024年签约率的目标值是多少?", "rate"),
+    ("青岭县2024年出生人口是多少?", "number"),
+])
+def test_a_rate_question_is_read_through_filler_words(question: str, kind: str) -> None:
+    assert _info(question).answer_type == kind
+
+
+@pytest.mark.parametrize(("question", "units"), [
+    ("青岭县2024年出生人口预计是多少?", {"人"}),
+    ("青岭县2024年计生奖扶的钱发给了多少人?一共发了多少?", {"人", "元"}),
+    ("青岭县2024年人均预期寿命是多少?", {"岁"}),
+    ("青岭县2024年总费用增幅控制在多少?", set()),  # a change of a cost is a percentage
+    ("青岭县2024年新建了多少个村卫生室?", set()),  # 个 says nothing of what is counted
+])
+def test_the_units_a_count_is_written_in_come_from_what_it_counts(question: str, units: set[str]) -> None:
+    assert units <= set(_info(question).units)
+    assert bool(units) == bool(_info(question).units)
+
+
+def test_a_count_of_people_is_not_answered_by_a_count_of_measures() -> None:
+    units = _info("青岭县2024年出生人口预计是多少?").units
+    assert not has_answer_type("number", "全面落实“三个全覆盖”。", [], units)
+    assert has_answer_type("number", "全县常住人口出生6.47万人。", [], units)
+    assert has_answer_type("number", "全县出生2625。", [], units)  # a bare number may be the count
+    assert has_answer_type("number", "全面落实“三个全覆盖”。", [])  # no units asked: any figure
+
+
+def _cand(text: str, rank: float, *, key_hit: bool = False, type_miss: bool = False) -> Candidate:
+    chunk = Chunk(chunk_id=text[:6], doc_id="d", text=text, start=0, end=len(text), section_path=(), heading="",
+                  title="青岭县2024年工作总结", city="青岭县", doc_years=(2024,), year=2024, role="review",
+                  departments=(), token_count=len(text), embed_text=text, source_path="d.txt")
+    f = [0.0] * len(FEATURES)
+    f[FEATURES.index("rank_inv")] = rank
+    f[FEATURES.index("type_miss")] = float(type_miss)
+    f[FEATURES.index("type_match")] = float(not type_miss)
+    return Candidate(0, ScoredChunk(chunk, 1.0), 0, len(text), text, tuple(f), True, key_hit)
+
+
+def _model() -> SentenceModel:
+    """Ranks by ``rank_inv``; the gate reads only the margin, so a runner-up far behind the best
+    gets a high probability from a negative weight, which is what the gate was never fitted on."""
+    w = [0.0] * len(FEATURES)
+    w[FEATURES.index("rank_inv")] = 1.0
+    gate = [0.0] * 21
+    gate[1] = -3.0  # margin
+    return SentenceModel(tuple(w), 0.0, threshold=0.7, gate=tuple(gate), gate_bias=0.0)
+
+
+def test_the_gate_judges_a_question_by_its_best_eligible_sentence() -> None:
+    info = _info("青岭县2024年出生人口是多少?")
+    heading = _cand("（六）人口发展", 5.0, type_miss=True)  # ineligible: states no figure
+    best = _cand("每千人口卫生人员3.3人。", 2.0)
+    far = _cand("至少有1名全科医生。", 0.5)
+    scored = score([heading, best, far], _model(), lambda c: not c.feature("type_miss"))
+    by = {c.text: c for c in scored}
+    # The margin is over the eligible sentences: the heading does not make the best one a runner-up.
+    assert by[best.text].score < 0.7 < by[far.text].score
+    assert standing(scored, info, 0.7) == []  # the best does not stand, so nothing below it does
+    keyed = [replace(c, key_hit=True) if c.text == far.text else c for c in scored]
+    assert [c.text for c in standing(keyed, info, 0.7)] == [far.text]  # unless it states the asked figure
