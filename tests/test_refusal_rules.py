@@ -96,3 +96,13 @@ def test_the_gate_judges_a_question_by_its_best_eligible_sentence() -> None:
     assert standing(scored, info, 0.7) == []  # the best does not stand, so nothing below it does
     keyed = [replace(c, key_hit=True) if c.text == far.text else c for c in scored]
     assert [c.text for c in standing(keyed, info, 0.7)] == [far.text]  # unless it states the asked figure
+
+
+def test_a_heading_line_answers_only_a_question_about_headings() -> None:
+    from assistant.extractive import eligible
+
+    head = _cand("（十八）加强重大疾病防治", 1.0)
+    head = replace(head, features=tuple(1.0 if f == "label_line" else v for f, v in zip(FEATURES, head.features,
+                                                                                           strict=True)))
+    assert not eligible(head, _info("青岭县2024年重大疾病防治具体点了哪些病?"))
+    assert eligible(head, _info("青岭县2024年重大疾病防治写在哪个部分?"))
