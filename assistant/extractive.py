@@ -11,6 +11,7 @@ threshold, or the question names a place or year no evidence speaks of, it refus
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -135,6 +136,42 @@ def _heading_answer(info: QueryInfo, contexts: Sequence[ScoredChunk], weights: d
     return _draft("".join(parts), cites)
 
 
+# A report's 落款: the issuing body on a line of its own, and the date it was signed on the next.
+_ORG_LINE_RE = re.compile(r"[^\s，,。；;：:]{2,40}?(?:委员会|卫生健康局|卫健局|卫生局|人民政府|办公室|办公厅|管理局|"
+                          r"卫健委|局|中心)")
+_DATE_LINE_RE = re.compile(r"(?:(?:19|20)\d\d|[一二三四五六七八九〇○零]{4})\s*年\s*(?:\d{1,2}|[一二三四五六七八九十]{1,3})\s*月"
+                           r"\s*(?:\d{1,2}|[一二三四五六七八九十]{1,3})\s*日")
+
+
+def _signature(ch: Chunk) -> tuple[int, int, str, str] | None:
+    """The first 落款 in ``ch``: (start, end) in the chunk text, the issuer and the date."""
+    lines, pos = [], 0
+    for line in ch.text.split("\n"):
+        lines.append((pos, line))
+        pos += len(line) + 1
+    for (a, org), (b, date) in itertools.pairwise(lines):
+        o, d = _ORG_LINE_RE.fullmatch(org.strip()), _DATE_LINE_RE.fullmatch(date.strip())
+        if o and d:
+            a += len(org) - len(org.lstrip())
+            return a, b + len(date.rstrip()), org.strip(), date.strip()
+    return None
+
+
+def _issuer_answer(info: QueryInfo, contexts: Sequence[ScoredChunk], corpus: Sequence[Chunk]) -> Draft | None:
+    """Who issued the report and when: its 落款 (the issuing body on one line, the date on the
+    next), quoted from the report the best context belongs to. None when it has none."""
+    if not contexts:
+        return None
+    doc_id = contexts[0].chunk.doc_id
+    for ch in sorted((c for c in corpus if c.doc_id == doc_id), key=lambda c: c.start):
+        found = _signature(ch)
+        if found is not None:
+            a, b, org, date = found
+            cite = Citation.from_chunk(1, ch, a, b)
+            return _draft(f"发文单位为「{org}」，落款日期为「{date}」[1]。", [cite])
+    return None
+
+
 def _label(f: Filters) -> str:
     return "".join(f.cities) + "".join(f"{y}年" for y in f.years)
 
@@ -229,6 +266,10 @@ def answer(info: QueryInfo, contexts: Sequence[ScoredChunk], evidence: Sequence[
         "no_figure" if info.wants_figure else "no_evidence", contexts))
     if not contexts:
         return refusal
+    if info.wants_issuer and not info.comparison and corpus:
+        signed = _issuer_answer(info, contexts, corpus)
+        if signed is not None:
+            return signed
     if info.wants_heading and not info.comparison and corpus:
         located = _heading_answer(info, contexts, weights, tokenize, corpus)
         if located is not None:

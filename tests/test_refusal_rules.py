@@ -106,3 +106,26 @@ def test_a_heading_line_answers_only_a_question_about_headings() -> None:
                                                                                            strict=True)))
     assert not eligible(head, _info("青岭县2024年重大疾病防治具体点了哪些病?"))
     assert eligible(head, _info("青岭县2024年重大疾病防治写在哪个部分?"))
+
+
+def test_who_issued_a_report_and_when_is_read_from_its_signature(tmp_path) -> None:
+    from conftest import make_settings
+
+    from assistant.facade import Assistant
+    from assistant.testing import HashEmbedder
+
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "青岭县2024年卫生健康工作要点.txt").write_text(
+        "青岭县2024年卫生健康工作要点\n一、基层卫生\n全面开展家庭医生签约服务，全县签约率达到45%。\n"
+        "二、公共卫生\n全县儿童免疫规划疫苗接种率达到98.5%。\n青岭县卫生健康局\n二〇二四年三月五日\n", encoding="utf-8")
+    (tmp_path / "r" / "白沙县2024年卫生健康工作总结.txt").write_text(
+        "白沙县2024年卫生健康工作总结\n一、基层卫生\n白沙县家庭医生签约率达到41%。\n", encoding="utf-8")
+    a = Assistant(make_settings(tmp_path), embedder=HashEmbedder())
+    a.ingest([tmp_path / "r"])
+    ans = a.ask("青岭县2024年卫生健康工作要点是哪个单位印发的?落款日期是哪天?")
+    assert not ans.refused
+    assert "青岭县卫生健康局" in ans.text and "二〇二四年三月五日" in ans.text
+    assert ans.citations and "青岭县卫生健康局\n二〇二四年三月五日" in ans.citations[0].quote
+    # A report without a signature is answered (or refused) the usual way, never with another's.
+    other = a.ask("白沙县2024年卫生健康工作总结是哪个单位印发的?")
+    assert "青岭县" not in other.text
