@@ -47,10 +47,11 @@ FEATURES: tuple[str, ...] = (
     "restates_question", "log_chars", "department", "chunk_cover", "chunk_char_cover", "chunk_key", "dense",
     "unknown_mass", "rarest_in_chunk", "names_in_chunk", "names_in_sentence", "sectioned",
     "q_bigram", "q_bigram_ctx", "q_bigram_chunk", "align", "align_left", "align_right", "subject_lead",
-    "subject_chunk", "piece_min", "label_line", "names_missing",
+    "subject_chunk", "piece_min", "label_line", "names_missing", "list_items",
 )
 
 _CLAUSE_RE = re.compile(r"[,，;；:：]")
+_ITEMS_RE = re.compile(r"[、；;]|[一二三四五六七八九十]是|[①②③④⑤⑥⑦⑧⑨⑩]")  # what separates the items of a list
 _GENERIC = frozenset([
     "工作", "情况", "相关", "内容", "报告", "哪些", "哪个", "什么", "多少", "怎样", "如何",
     "是否", "主要", "提到", "提出", "具体", "实际", "各自", "方面", "措施", "做法", "举措",
@@ -248,6 +249,11 @@ def states_figure(s_text: str, weights: dict[str, float], keys: set[str],
     return False
 
 
+def list_items(text: str) -> float:
+    """How much ``text`` reads as a list: its item separators (、；一是 ①), four or more counting as 1."""
+    return min(1.0, len(_ITEMS_RE.findall(text)) / 4.0)
+
+
 def has_answer_type(kind: str | None, text: str, tokens: Sequence[str], units: Collection[str] = ()) -> bool:
     """Does ``text`` hold something of the kind the question word asks for? For a count whose
     ``units`` the question implies (:attr:`QueryInfo.units`: 出生人口 is counted in 人), a figure in
@@ -357,7 +363,9 @@ def candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: Keywor
                            # the report's title or a heading names a topic; it states nothing
                            float(s_norm in labels or (len(s_norm) <= 30 and s_norm[-1:] not in "。！？；!?;."
                                                       and any(s_norm in x or x in s_norm for x in labels))),
-                           names_missing)
+                           names_missing,
+                           # a list question (哪些, 分别是什么) is answered by a sentence that enumerates
+                           list_items(s_norm) if info.wants_list else 0.0)
             prev_terms, prev_norm = s_terms, s_norm
             has_num = bool(numbers_to_check(s_text)) or (info.wants_rank and bool(_RANK_RE.search(s_text)))
             key_hit = states_figure(s_text, weights, keys, tokenize, info.wants_rank, grams) \
@@ -414,7 +422,7 @@ def _with_similarity(cands: list[Candidate], similarity: Callable[[list[str]], S
 GATE_FEATURES: tuple[str, ...] = (
     "rank_logit", "margin", "term_cover_ctx", "chunk_cover", "chunk_char_cover", "chunk_key", "names_in_chunk",
     "names_in_sentence", "unknown_mass", "dense", "type_miss", "type_match", "figure_key", "heading_cover",
-    "sectioned", "q_bigram", "q_bigram_chunk", "align", "subject_chunk", "piece_min", "names_missing",
+    "sectioned", "q_bigram", "q_bigram_chunk", "align", "subject_chunk", "piece_min", "names_missing", "list_items",
 )
 
 
@@ -511,4 +519,5 @@ def score(cands: Sequence[Candidate], model: SentenceModel,
 
 
 __all__ = ["FEATURES", "GATE_FEATURES", "Candidate", "SentenceModel", "candidates", "cover", "default_model",
-           "has_answer_type", "key_terms", "load_model", "question_terms", "score", "states_figure", "term_weights"]
+           "has_answer_type", "key_terms", "list_items", "load_model", "question_terms", "score", "states_figure",
+           "term_weights"]

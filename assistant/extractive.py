@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from .config import AnswerSettings
-from .evidence import Candidate, SentenceModel, cover, has_answer_type
+from .evidence import Candidate, SentenceModel, cover, has_answer_type, list_items
 from .indicator_match import other_group
 from .query import QueryInfo, mentions_place
 from .retrieval import matches
@@ -41,7 +41,9 @@ def _trim(text: str, start: int, end: int, weights: dict[str, float], tokenize: 
     def score(a: int, b: int) -> float:
         clause = text[a:b]
         s = cover(set(tokenize(clause)), weights)
-        if answer_type is not None and has_answer_type(answer_type, clause, tokenize(clause), units):
+        if answer_type == "list":
+            s += 0.5 * list_items(clause)
+        elif answer_type is not None and has_answer_type(answer_type, clause, tokenize(clause), units):
             s += 0.5
         return s
 
@@ -139,8 +141,8 @@ def _heading_answer(info: QueryInfo, contexts: Sequence[ScoredChunk], weights: d
 # A report's 落款: the issuing body on a line of its own, and the date it was signed on the next.
 _ORG_LINE_RE = re.compile(r"[^\s，,。；;：:]{2,40}?(?:委员会|卫生健康局|卫健局|卫生局|人民政府|办公室|办公厅|管理局|"
                           r"卫健委|局|中心)")
-_DATE_LINE_RE = re.compile(r"(?:(?:19|20)\d\d|[一二三四五六七八九〇○零]{4})\s*年\s*(?:\d{1,2}|[一二三四五六七八九十]{1,3})\s*月"
-                           r"\s*(?:\d{1,2}|[一二三四五六七八九十]{1,3})\s*日")
+_DATE_LINE_RE = re.compile(r"(?:(?:19|20)\d\d|[一二三四五六七八九〇○零]{4})\s*年"
+                           r"\s*(?:\d{1,2}|[一二三四五六七八九十]{1,3})\s*月\s*(?:\d{1,2}|[一二三四五六七八九十]{1,3})\s*日")
 
 
 def _signature(ch: Chunk) -> tuple[int, int, str, str] | None:
@@ -330,7 +332,8 @@ def _compose(info: QueryInfo, picked: list[Candidate], groups: Sequence[Filters]
     parts: list[str] = []
     for c in picked if groups else sorted(picked, key=lambda c: (c.sc.chunk.doc_id, c.start)):
         ch = c.sc.chunk
-        kind = info.answer_type or ("number" if info.wants_figure else None)
+        # A list asked with 哪几个 wants the items, not a count.
+        kind = "list" if info.wants_list else info.answer_type or ("number" if info.wants_figure else None)
         a, b = _trim(ch.text, c.start - ch.start, c.end - ch.start, weights, tokenize, kind,
                      s.max_chars if not info.wants_list else 2 * s.max_chars, info.units)
         key = (ch.doc_id, ch.start + a, ch.start + b)

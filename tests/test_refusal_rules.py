@@ -7,13 +7,12 @@ from dataclasses import replace
 
 import pytest
 
-from assistant.evidence import FEATURES, Candidate, SentenceModel, has_answer_type, score
+from assistant.evidence import FEATURES, GATE_FEATURES, Candidate, SentenceModel, has_answer_type, score
 from assistant.extractive import standing
 from assistant.gazetteer import Gazetteer
 from assistant.indicator_match import other_group
 from assistant.query import QueryInfo, analyze
 from assistant.types import Chunk, ScoredChunk
-
 
 GAZ = Gazetteer.default()
 
@@ -79,7 +78,7 @@ def _model() -> SentenceModel:
     gets a high probability from a negative weight, which is what the gate was never fitted on."""
     w = [0.0] * len(FEATURES)
     w[FEATURES.index("rank_inv")] = 1.0
-    gate = [0.0] * 21
+    gate = [0.0] * len(GATE_FEATURES)
     gate[1] = -3.0  # margin
     return SentenceModel(tuple(w), 0.0, threshold=0.7, gate=tuple(gate), gate_bias=0.0)
 
@@ -129,3 +128,17 @@ def test_who_issued_a_report_and_when_is_read_from_its_signature(tmp_path) -> No
     # A report without a signature is answered (or refused) the usual way, never with another's.
     other = a.ask("白沙县2024年卫生健康工作总结是哪个单位印发的?")
     assert "青岭县" not in other.text
+
+
+def test_a_list_question_keeps_the_clause_that_enumerates_not_the_one_with_numbers() -> None:
+    from assistant.evidence import list_items
+    from assistant.extractive import _trim
+    from assistant.text import terms
+
+    text = ("便民服务改革持续深化，建成城南远程会诊平台、双向转诊系统、检查结果互认系统，"
+            "线上预约挂号全面推开，门诊智慧结算率、住院智慧结算率分别达70.5%、61.2%，平均排队时间缩短至4分钟。")
+    q = "青岭县2024年为方便看病建成了哪几个平台或系统?"
+    weights = {t: 1.0 for t in terms(q) if len(t) > 1}
+    a, b = _trim(text, 0, len(text), weights, terms, "list", 60)
+    assert "远程会诊平台、双向转诊系统、检查结果互认系统" in text[a:b]
+    assert list_items("甲、乙、丙、丁、戊") == 1.0 and list_items("没有列举。") == 0.0
