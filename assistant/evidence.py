@@ -47,7 +47,7 @@ FEATURES: tuple[str, ...] = (
     "restates_question", "log_chars", "department", "chunk_cover", "chunk_char_cover", "chunk_key", "dense",
     "unknown_mass", "rarest_in_chunk", "names_in_chunk", "names_in_sentence", "sectioned",
     "q_bigram", "q_bigram_ctx", "q_bigram_chunk", "align", "align_left", "align_right", "subject_lead",
-    "subject_chunk", "piece_min", "label_line", "names_missing", "list_items",
+    "subject_chunk", "piece_min", "label_line", "names_missing", "list_items", "ids_missing",
 )
 
 _CLAUSE_RE = re.compile(r"[,，;；:：]")
@@ -158,6 +158,7 @@ class QuestionShape:
     bigrams: frozenset[str]
     pieces: tuple[str, ...] = ()  # the named things, split at function words too; the first is the subject
     names: tuple[str, ...] = ()  # proper names as written (朱祐杬, 高畠): a paraphrase cannot change them
+    ids: tuple[str, ...] = ()  # identifiers (32m, w184, 16号线): another one names another thing
 
     @classmethod
     def of(cls, info: QueryInfo) -> QuestionShape:
@@ -174,8 +175,14 @@ class QuestionShape:
         whole = segs(q)
         grams = frozenset(x[i : i + 2] for x in whole for i in range(len(x) - 1))
         pieces = tuple(x for seg in whole for x in _PARTICLE_RE.split(seg) if len(x) >= 2)
+        ids = () if info.foreign else tuple(dict.fromkeys(_ID_RE.findall(q)))
         return cls(whole, segs(q[: m.start()]) if m else whole, segs(q[m.end() :]) if m else (), grams, pieces,
-                   _name_runs(q))
+                   _name_runs(q), ids)
+
+
+# Letters and digits that identify one thing among its kind: a bus route (32m), a specimen
+# (w184), a line (16号线); the question's years are filters and are taken out before.
+_ID_RE = re.compile(r"\d+(?:号线|号|路|线|届|期|代)|[a-z0-9][a-z0-9\-.]*[a-z0-9]")
 
 
 def _name_runs(q: str) -> tuple[str, ...]:
@@ -345,6 +352,7 @@ def candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: Keywor
         named = [longest_common((p,), whole) / len(p) for p in shape.pieces]
         subject_in, piece_min = (named[0], min(named)) if named else (0.0, 0.0)
         names_missing = sum(n not in whole for n in shape.names) / len(shape.names) if shape.names else 0.0
+        ids_missing = sum(x not in whole for x in shape.ids) / len(shape.ids) if shape.ids else 0.0
         prev_terms: set[str] = set()
         prev_norm = ""
         for (a, b), s_text, s_norm, s_toks, s_terms in zip(spans, texts, norms, toks, term_sets, strict=True):
@@ -365,7 +373,7 @@ def candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: Keywor
                                                       and any(s_norm in x or x in s_norm for x in labels))),
                            names_missing,
                            # a list question (哪些, 分别是什么) is answered by a sentence that enumerates
-                           list_items(s_norm) if info.wants_list else 0.0)
+                           list_items(s_norm) if info.wants_list else 0.0, ids_missing)
             prev_terms, prev_norm = s_terms, s_norm
             has_num = bool(numbers_to_check(s_text)) or (info.wants_rank and bool(_RANK_RE.search(s_text)))
             key_hit = states_figure(s_text, weights, keys, tokenize, info.wants_rank, grams) \
@@ -423,6 +431,7 @@ GATE_FEATURES: tuple[str, ...] = (
     "rank_logit", "margin", "term_cover_ctx", "chunk_cover", "chunk_char_cover", "chunk_key", "names_in_chunk",
     "names_in_sentence", "unknown_mass", "dense", "type_miss", "type_match", "figure_key", "heading_cover",
     "sectioned", "q_bigram", "q_bigram_chunk", "align", "subject_chunk", "piece_min", "names_missing", "list_items",
+    "ids_missing",
 )
 
 

@@ -224,11 +224,14 @@ def eligible(c: Candidate, info: QueryInfo) -> bool:
     几个, 比例) and the sentence states none of that kind: "(二)开展家庭医生签约服务" does not
     answer 签约率的目标是多少. (A list asked with 哪几个 is not a figure question.) Nor when the
     rate asked is of one population group and the sentence speaks of another: 重点人群签约率
-    does not answer 常住人口签约率是多少. A heading line answers only a question about headings."""
+    does not answer 常住人口签约率是多少. A heading line answers only a question about headings, and
+    a passage without the identifiers the question names (32M线, W184) answers none about them."""
     if info.answer_type in ("number", "count", "rate") and not info.wants_list and c.feature("type_miss"):
         return False
     if info.answer_type == "rate" and other_group(info.question, c.text):
         return False
+    if c.feature("ids_missing"):
+        return False  # a passage on route 95M does not answer for route 32M
     if c.feature("label_line") and not info.wants_heading:
         return False  # a heading names a topic; what the topic holds is in the sentences under it
     return speaks_of_missing(c, info)

@@ -142,3 +142,18 @@ def test_a_list_question_keeps_the_clause_that_enumerates_not_the_one_with_numbe
     a, b = _trim(text, 0, len(text), weights, terms, "list", 60)
     assert "远程会诊平台、双向转诊系统、检查结果互认系统" in text[a:b]
     assert list_items("甲、乙、丙、丁、戊") == 1.0 and list_items("没有列举。") == 0.0
+
+
+def test_a_passage_without_the_identifier_the_question_names_does_not_answer() -> None:
+    from assistant.evidence import QuestionShape
+    from assistant.extractive import eligible
+
+    info = analyze("九龙巴士32M线来往于哪些地方?", corpus_cities=[], corpus_years=[], gazetteer=GAZ)
+    assert QuestionShape.of(info).ids == ("32m",)
+    assert QuestionShape.of(_info("青岭县2024年签约率是多少?")).ids == ()  # a filter year is no identifier
+    assert QuestionShape.of(analyze("What is the HPV rate?", corpus_cities=[], corpus_years=[],
+                                    gazetteer=GAZ)).ids == ()  # English questions: every word would be one
+    other = _cand("九龙巴士95M线来往翠林及观塘。", 1.0)
+    missing = replace(other, features=tuple(1.0 if f == "ids_missing" else v
+                                            for f, v in zip(FEATURES, other.features, strict=True)))
+    assert eligible(other, info) and not eligible(missing, info)
