@@ -148,10 +148,10 @@ def test_concurrent_questions_are_safe(seeded) -> None:
 
 
 def test_the_readme_follow_up_example_works_as_written(seeded) -> None:
-    """README's Python API: 那余姚呢? after 东莞2025年签约率目标? answers for Yuyao offline."""
-    first = seeded.ask("东莞2025年签约率目标?")
-    assert not first.refused and "60%" in first.text
-    ans = seeded.ask("那余姚呢?", history=[("user", "东莞2025年签约率目标?"), ("assistant", first.text)])
-    assert ans.standalone_question is not None and "余姚" in ans.standalone_question
-    assert not ans.refused and "85%" in ans.text
-    assert ans.citations and all(c.city == "余姚市" for c in ans.citations)
+    """README's Python API: 那东莞2024年呢? after 丽水2019年居民健康素养水平? answers for Dongguan offline."""
+    first = seeded.ask("丽水2019年居民健康素养水平?")
+    assert not first.refused and "28.82%" in first.text
+    ans = seeded.ask("那东莞2024年呢?", history=[("user", "丽水2019年居民健康素养水平?"), ("assistant", first.text)])
+    assert ans.standalone_question is not None and "东莞" in ans.standalone_question
+    assert not ans.refused and "40.75%" in ans.text
+    assert ans.citations and all(c.city == "东莞市" for c in ans.citations)
