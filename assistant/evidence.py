@@ -519,9 +519,10 @@ def score(cands: Sequence[Candidate], model: SentenceModel,
     zs = [model.rank(c.features) for c in cands]
     order = sorted(range(len(cands)), key=lambda i: -zs[i])
     ranked = [i for i in order if eligible is None or eligible(cands[i])] or order
+    place = {i: k for k, i in enumerate(ranked)}
     out = []
     for i in order:
-        pos = ranked.index(i) if i in ranked else -1
+        pos = place.get(i, -1)
         other = zs[ranked[1]] if pos == 0 and len(ranked) > 1 else zs[ranked[0]] if pos else zs[i] - 5.0
         out.append(replace(cands[i], rank_score=zs[i], score=model.answers(zs[i], zs[i] - other, cands[i].features)))
     return out
