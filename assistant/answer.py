@@ -257,13 +257,11 @@ class AnswerStage:
         wide = tuple(widen())
         req = replace(req, closest=wide[:3])
         wide_req = replace(req, contexts=wide, evidence=None)
-        # Only sections outside the filters are new: those inside were weighed already, and
-        # scoring them again among other contexts must not overturn that.
-        # Relaxing a filter asks more of the evidence: its section names at least half of
-        # every thing the question names (a 2024 question about 健康小屋 is not answered by
-        # a sentence on 智慧药房 that happens to say 2024).
-        # A section inside the filters that retrieval did not bring is not new either: the
-        # filtered search already ranked it below those it weighed.
+        # Only sections outside the filters are new: those inside were weighed already, or
+        # ranked below those that were, and weighing them again among other contexts must not
+        # overturn that. Relaxing a filter asks more of the evidence: its section names at
+        # least half of every thing the question names (a 2024 question about 健康小屋 is not
+        # answered by a sentence on 智慧药房 that happens to say 2024).
         wide_ev = tuple(c for c in self.evidence(wide_req, corpus)
                         if not matches(c.sc.chunk, req.info.filters) and consistent(c, req.info)
                         and c.feature("piece_min") >= WIDEN_MIN_NAMED)

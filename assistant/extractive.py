@@ -159,11 +159,9 @@ def _signature(ch: Chunk) -> tuple[int, int, str, str] | None:
     return None
 
 
-def _issuer_answer(info: QueryInfo, contexts: Sequence[ScoredChunk], corpus: Sequence[Chunk]) -> Draft | None:
+def _issuer_answer(contexts: Sequence[ScoredChunk], corpus: Sequence[Chunk]) -> Draft | None:
     """Who issued the report and when: its 落款 (the issuing body on one line, the date on the
-    next), quoted from the report the best context belongs to. None when it has none."""
-    if not contexts:
-        return None
+    next), quoted from the report the best context (there is one) belongs to. None when it has none."""
     doc_id = contexts[0].chunk.doc_id
     for ch in sorted((c for c in corpus if c.doc_id == doc_id), key=lambda c: c.start):
         found = _signature(ch)
@@ -272,7 +270,7 @@ def answer(info: QueryInfo, contexts: Sequence[ScoredChunk], evidence: Sequence[
     if not contexts:
         return refusal
     if info.wants_issuer and not info.comparison and corpus:
-        signed = _issuer_answer(info, contexts, corpus)
+        signed = _issuer_answer(contexts, corpus)
         if signed is not None:
             return signed
     if info.wants_heading and not info.comparison and corpus:
@@ -280,10 +278,11 @@ def answer(info: QueryInfo, contexts: Sequence[ScoredChunk], evidence: Sequence[
         if located is not None:
             return located
 
+    def duty(c: Candidate) -> bool:  # the (责任科室:…) note of a top section, asked for by 哪个科室
+        return info.wants_department and "责任" in c.text and c.ctx_rank <= 1
+
     def ok(c: Candidate, threshold: float = model.threshold) -> bool:
-        if info.wants_department and "责任" in c.text and c.ctx_rank <= 1:
-            return True
-        return stands(c, info, threshold)
+        return duty(c) or stands(c, info, threshold)
 
     picked: list[Candidate] = []
     groups = info.groups if info.comparison else ()
@@ -298,8 +297,8 @@ def answer(info: QueryInfo, contexts: Sequence[ScoredChunk], evidence: Sequence[
         if not picked:
             return refusal
     else:
-        duty = [c for c in evidence if info.wants_department and "责任" in c.text and c.ctx_rank <= 1]
-        pool = sorted({id(c): c for c in (*duty, *standing(evidence, info, model.threshold))}.values(),
+        notes = [c for c in evidence if duty(c)]
+        pool = sorted({id(c): c for c in (*notes, *standing(evidence, info, model.threshold))}.values(),
                       key=lambda c: -c.rank_score)
         if not pool:
             return refusal
