@@ -34,6 +34,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
+
 from .config import AnswerSettings
 from .conflicts import find_conflicts
 from .context import Source, assemble, budget, cite, prompt_tokens, render_sources
@@ -231,10 +233,14 @@ class AnswerStage:
             return req.evidence
         similarity = None
         if self.embedder is not None and req.query_vector is not None:
-            emb, qv = self.embedder, req.query_vector
+            emb, qv = self.embedder, np.asarray(req.query_vector, dtype=np.float32)
 
-            def similarity(texts: list[str]) -> list[float]:
-                return [float(x) for x in emb.embed_passages(texts) @ qv]
+            def similarity(chunk: Chunk, texts: list[str]) -> list[float]:
+                # Stored at ingest; a chunk of an index written before that is embedded now.
+                vectors = corpus.sentence_vectors(chunk.chunk_id)
+                if vectors is None or len(vectors) != len(texts):
+                    vectors = emb.embed_passages(texts)
+                return [float(x) for x in vectors @ qv]
 
         contexts = tuple(sc for sc in req.contexts if not sc.chunk.suspect)
         cands = candidates(req.info, contexts, corpus.keyword, self.tokenize, similarity=similarity)

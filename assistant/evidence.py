@@ -37,8 +37,8 @@ from typing import Any
 from .numbers import numbers_to_check
 from .query import QueryInfo
 from .retrieval import KeywordIndex
-from .text import balanced_spans, is_name_like, normalize, sentence_spans, word_spans, word_tag
-from .types import ScoredChunk
+from .text import answer_sentences, is_name_like, normalize, word_spans, word_tag
+from .types import Chunk, ScoredChunk
 
 #: Feature names, in the order of :attr:`Candidate.features`.
 FEATURES: tuple[str, ...] = (
@@ -48,6 +48,7 @@ FEATURES: tuple[str, ...] = (
     "unknown_mass", "rarest_in_chunk", "names_in_chunk", "names_in_sentence", "sectioned",
     "q_bigram", "q_bigram_ctx", "q_bigram_chunk", "align", "align_left", "align_right", "subject_lead",
     "subject_chunk", "piece_min", "label_line", "names_missing", "list_items", "ids_missing",
+    "sent_sim", "sent_sim_gap",
 )
 
 _CLAUSE_RE = re.compile(r"[,，;；:：]")
@@ -290,19 +291,26 @@ def _sentences(chunk_id: str, text: str, tokenize: Callable[[str], list[str]]
                ) -> tuple[list[tuple[int, int]], list[str], list[str], list[list[str]]]:
     """A chunk's sentences, normalised and tokenised: the same chunks answer many questions,
     so this is done once per chunk (bounded cache; chunks are immutable)."""
-    spans = balanced_spans(text, sentence_spans(text))
+    spans = answer_sentences(text)
     texts = [text[a:b] for a, b in spans]
     return spans, texts, [normalize(t) for t in texts], [tokenize(t) for t in texts]
 
 
+#: Sentence similarity is read as a gap below the best sentence of the question: e5
+#: cosines sit in a narrow band (0.75–0.90), so 0.1 below the best is a wide gap.
+_SIM_SCALE = 10.0
+
+
 def candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: KeywordIndex,
                tokenize: Callable[[str], list[str]], *,
-               similarity: Callable[[list[str]], Sequence[float]] | None = None) -> list[Candidate]:
+               similarity: Callable[[Chunk, list[str]], Sequence[float]] | None = None) -> list[Candidate]:
     """Every sentence of ``contexts`` with its features (unscored).
 
-    ``similarity`` (the embedding model's question–sentence cosine) is used for a question
-    in another language than the reports (an English question shares no jieba terms with
-    Chinese text): its rescaled similarity stands in for the lexical covers."""
+    ``similarity(chunk, sentences)`` gives the embedding model's question–sentence cosines
+    (read from the vectors stored at ingest): a meaning signal that does not need the
+    question to repeat the report's words (``sent_sim``, and ``sent_sim_gap`` below the best
+    sentence). For a question in another language than the reports (an English question
+    shares no jieba terms with Chinese text) it also stands in for the lexical covers."""
     weights = term_weights(question_terms(info, tokenize), keyword)
     keys = key_terms(weights)
     # Question terms no report uses at all (a name the index has never seen) say the
@@ -324,9 +332,12 @@ def candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: Keywor
     subject = [normalize(t) for t in list(weights)[:2] if len(t) > 1]
     out: list[Candidate] = []
     top_score = max((sc.score for sc in contexts), default=1.0) or 1.0
-    for rank, sc in enumerate(contexts):
+    split = [_sentences(sc.chunk.chunk_id, sc.chunk.text, tokenize) for sc in contexts]
+    sims = [list(similarity(sc.chunk, sp[1])) if similarity is not None else [0.0] * len(sp[1])
+            for sc, sp in zip(contexts, split, strict=True)]
+    best_sim = max((x for row in sims for x in row), default=0.0)
+    for rank, (sc, (spans, texts, norms, toks), ch_sims) in enumerate(zip(contexts, split, sims, strict=True)):
         ch = sc.chunk
-        spans, texts, norms, toks = _sentences(ch.chunk_id, ch.text, tokenize)
         term_sets = [set(t) for t in toks]
         # How rare each question term is among this chunk's sentences (the passage's topic,
         # repeated everywhere, does not pick the answering sentence).
@@ -355,7 +366,8 @@ def candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: Keywor
         ids_missing = sum(x not in whole for x in shape.ids) / len(shape.ids) if shape.ids else 0.0
         prev_terms: set[str] = set()
         prev_norm = ""
-        for (a, b), s_text, s_norm, s_toks, s_terms in zip(spans, texts, norms, toks, term_sets, strict=True):
+        for (a, b), s_text, s_norm, s_toks, s_terms, sim in zip(spans, texts, norms, toks, term_sets, ch_sims,
+                                                                strict=True):
             tc = cover(s_terms, weights)
             tc_ctx = 0.85 * cover(s_terms | prev_terms, weights)
             lc = cover(s_terms, lw)
@@ -390,11 +402,11 @@ def candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: Keywor
                 math.log(1 + len(s_text)) / 5.0,
                 float(info.wants_department and "责任" in s_text and rank <= 1),
                 chunk_cov, chunk_char, chunk_key, dense, unknown_mass, rarest_in, names_in, names_s,
-                float(bool(ch.section_path)), *shape_feats,
+                float(bool(ch.section_path)), *shape_feats, sim, (sim - best_sim) * _SIM_SCALE,
             )
             out.append(Candidate(rank, sc, ch.start + a, ch.start + b, s_text, feats, has_num, key_hit))
     if similarity is not None and info.foreign and out:
-        out = _with_similarity(out, similarity)
+        out = _with_similarity(out)
     return out
 
 
@@ -404,19 +416,17 @@ _LEXICAL = ("term_cover", "term_cover_ctx", "local_cover", "char_cover", "char_c
             "piece_min")
 
 
-def _with_similarity(cands: list[Candidate], similarity: Callable[[list[str]], Sequence[float]],
-                     n_chunks: int = 3) -> list[Candidate]:
+def _with_similarity(cands: list[Candidate], n_chunks: int = 3) -> list[Candidate]:
+    """Rescaled similarity in place of the lexical covers (the best of the first ``n_chunks``
+    sections' sentences counts as a full match)."""
     from dataclasses import replace
 
     near = [c for c in cands if c.ctx_rank < n_chunks]
-    sims = list(similarity([c.text for c in near]))
-    hi = max(sims, default=0.0)
-    # e5 cosines sit in a narrow band: rescale so the best sentence counts as a full match.
-    by_pos = {(c.ctx_rank, c.start): max(0.0, 1.0 - (hi - s) * 10) for c, s in zip(near, sims, strict=True)}
+    hi = max((c.feature("sent_sim") for c in near), default=0.0)
     idx = [FEATURES.index(f) for f in _LEXICAL]
     out = []
     for c in cands:
-        sim = by_pos.get((c.ctx_rank, c.start), 0.0)
+        sim = max(0.0, 1.0 - (hi - c.feature("sent_sim")) * _SIM_SCALE) if c.ctx_rank < n_chunks else 0.0
         f = list(c.features)
         for i in idx:
             f[i] = max(f[i], sim)

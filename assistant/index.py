@@ -10,6 +10,9 @@
   make Chroma embed text itself (and download its ONNX model) fails loudly instead.
 * The collection records the embedding model and dimension; opening it with other
   embedding settings raises :class:`IndexMismatchError` saying how to re-index.
+* Each chunk also carries the vectors of its sentences (:func:`assistant.text.answer_sentences`),
+  packed as float16 in its metadata (``sentence_vectors``): the extractive answerer compares
+  them with the question's vector without embedding anything at question time.
 * The manifest lives in a sibling collection (``<name>-manifest``), so it travels
   with the index to a Chroma server.  It is written *after* a file's chunks, and
   :meth:`ChunkStore.reconcile` repairs whatever a crash left behind.
@@ -17,6 +20,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import threading
@@ -155,7 +159,8 @@ class Store(Protocol):
     @property
     def location(self) -> str: ...
 
-    def add_chunks(self, chunks: Sequence[Chunk], vectors: np.ndarray, terms: Sequence[Sequence[str]]) -> None: ...
+    def add_chunks(self, chunks: Sequence[Chunk], vectors: np.ndarray, terms: Sequence[Sequence[str]],
+                   sentence_vectors: Sequence[np.ndarray] | None = None) -> None: ...
 
     def delete_doc(self, doc_id: str) -> None: ...
 
@@ -174,6 +179,8 @@ class Store(Protocol):
     def count(self) -> int: ...
 
     def vectors(self, ids: Sequence[str]) -> np.ndarray: ...
+
+    def sentence_vectors(self, ids: Sequence[str]) -> list[np.ndarray | None]: ...
 
     def dense_query(self, vector: np.ndarray, k: int,
                     where: dict[str, Any] | None = None) -> list[tuple[str, float]]: ...
@@ -212,6 +219,17 @@ def chunk_to_metadata(chunk: Chunk, terms: Sequence[str]) -> dict[str, str | int
         "source_path": chunk.source_path, "ordinal": chunk.ordinal,
         "embed_text": chunk.embed_text, "terms": " ".join(terms), "flags": ",".join(chunk.flags),
     }
+
+
+def pack_vectors(matrix: np.ndarray) -> str:
+    """A ``(k, dim)`` matrix as base64 float16 (a chunk's sentence vectors in its metadata:
+    half the bytes of float32; cosines change in the fourth decimal)."""
+    return base64.b64encode(np.ascontiguousarray(matrix, dtype="<f2").tobytes()).decode("ascii")
+
+
+def unpack_vectors(packed: str, dim: int) -> np.ndarray:
+    """The inverse of :func:`pack_vectors`: a ``(k, dim)`` float16 array."""
+    return np.frombuffer(base64.b64decode(packed), dtype="<f2").reshape(-1, dim)
 
 
 def chunk_record(chunk: Chunk, terms: Sequence[str]) -> dict[str, str | int | float | bool]:
@@ -300,18 +318,24 @@ class ChunkStore:
 
     # --- writes ---------------------------------------------------------------
 
-    def add_chunks(self, chunks: Sequence[Chunk], vectors: np.ndarray, terms: Sequence[Sequence[str]]) -> None:
-        """Write chunks with their vectors and terms, a page per call; an id already stored is
-        overwritten (ids are content hashes, so only its metadata can differ)."""
-        if len(chunks) != len(vectors) or len(chunks) != len(terms):
-            raise ValueError("chunks, vectors and terms must have the same length")
+    def add_chunks(self, chunks: Sequence[Chunk], vectors: np.ndarray, terms: Sequence[Sequence[str]],
+                   sentence_vectors: Sequence[np.ndarray] | None = None) -> None:
+        """Write chunks with their vectors, terms and (when given) sentence vectors, a page per
+        call; an id already stored is overwritten (ids are content hashes, so only its metadata
+        can differ)."""
+        if len(chunks) != len(vectors) or len(chunks) != len(terms) or (
+                sentence_vectors is not None and len(sentence_vectors) != len(chunks)):
+            raise ValueError("chunks, vectors, terms and sentence_vectors must have the same length")
         matrix = np.asarray(vectors, dtype=np.float32)
+        records = [chunk_record(c, t) for c, t in zip(chunks, terms, strict=True)]
+        if sentence_vectors is not None:
+            for md, sv in zip(records, sentence_vectors, strict=True):
+                md["sentence_vectors"] = pack_vectors(sv)
         with self._write_lock, self._guard("writing chunks"):
             for i in range(0, len(chunks), _PAGE):
-                page, page_terms = chunks[i : i + _PAGE], terms[i : i + _PAGE]
+                page = chunks[i : i + _PAGE]
                 self._col.upsert(ids=[c.chunk_id for c in page], embeddings=matrix[i : i + _PAGE],
-                                 documents=[c.text for c in page],
-                                 metadatas=[chunk_record(c, t) for c, t in zip(page, page_terms, strict=True)])
+                                 documents=[c.text for c in page], metadatas=records[i : i + _PAGE])
 
     def delete_doc(self, doc_id: str) -> None:
         with self._write_lock, self._guard("deleting chunks"):
@@ -371,6 +395,20 @@ class ChunkStore:
                 res = self._col.get(ids=list(ids[i : i + _PAGE]), include=["embeddings"])
             for cid, v in zip(res["ids"], res["embeddings"], strict=True):
                 out[row[cid]] = v
+        return out
+
+    def sentence_vectors(self, ids: Sequence[str]) -> list[np.ndarray | None]:
+        """The sentence vectors of ``ids`` in that order: None for an unknown id or a chunk
+        written before sentence vectors were stored."""
+        out: list[np.ndarray | None] = [None] * len(ids)
+        row = {cid: i for i, cid in enumerate(ids)}
+        for i in range(0, len(ids), _PAGE):
+            with self._guard("reading sentence vectors"):
+                res = self._col.get(ids=list(ids[i : i + _PAGE]), include=["metadatas"])
+            for cid, md in zip(res["ids"], res["metadatas"] or [], strict=True):
+                packed = (md or {}).get("sentence_vectors")
+                if isinstance(packed, str):
+                    out[row[cid]] = unpack_vectors(packed, self._dim)
         return out
 
     def dense_query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:

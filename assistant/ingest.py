@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -32,10 +32,12 @@ from .indicator_store import EXTRACTOR_VERSION, IndicatorStore
 from .indicators import IndicatorRecord, extract_document
 from .loading import discover, load_file
 from .outline import parse_outline
-from .text import terms
+from .text import answer_sentences, terms
 from .types import Chunk, Document, Section
 
-PARSER_VERSION = "5"  # bump when parsing/chunking changes so files are re-chunked (5: chunk flags)
+# Bump when parsing, chunking or embedding changes, so files are done again on the next ingest
+# (5: chunk flags; 6: sentence vectors, chunk vectors made of them).
+PARSER_VERSION = "6"
 # Chunks embedded and written together. A Chroma write call costs more the larger the
 # collection (one chunk: 0.01 s into an empty one, 0.6 s into one of 4,000 chunks), so a call
 # per file made writes 65 s of a 318 s ingest of 105 short files; a group bounds what a crash
@@ -146,6 +148,57 @@ def embedding_batches(texts: Sequence[str], batch_size: int) -> Iterator[list[st
     vectors and its cost do not depend on which texts share a batch."""
     for i in range(0, len(texts), batch_size):
         yield list(texts[i : i + batch_size])
+
+
+#: How much a chunk's heading line (document label, title, heading path) weighs in its
+#: vector beside the mean of its sentences. Chosen on the CMRC tuning questions (dense
+#: passage hit@1: 0.94 at 0.5, 0.90 without a heading, 0.95 for the whole chunk embedded).
+HEADER_WEIGHT = 0.5
+
+
+def _header(chunk: Chunk) -> str:
+    """What ``embed_text`` adds to the chunk's text: its label, title and heading path."""
+    head = chunk.embed_text[: len(chunk.embed_text) - len(chunk.text)] \
+        if chunk.embed_text.endswith(chunk.text) else chunk.embed_text
+    return head.strip() or chunk.title
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = float(np.linalg.norm(v))
+    return v / n if n > 0 else v
+
+
+def embed_chunks(embedder: Embedder, chunks: Sequence[Chunk], batch_size: int,
+                 done: Callable[[int], None] | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Each chunk's vector and its sentences' vectors (:func:`assistant.text.answer_sentences`),
+    ``batch_size`` chunks at a time (``done`` is told after each).
+
+    The model embeds sentences and heading lines, never a whole chunk: a chunk's vector is
+    the mean of its sentences plus its heading line (:data:`HEADER_WEIGHT`), normalised. The
+    answerer needs the sentence vectors anyway, and one model pass per text keeps ingest
+    near the cost of embedding the chunks alone. A sentence or heading line that several
+    chunks share (overlapping pieces, one section's chunks) is embedded once."""
+    dim = 0
+    vectors: list[np.ndarray] = []
+    sentences: list[np.ndarray] = []
+    seen: dict[str, np.ndarray] = {}
+    for i in range(0, len(chunks), batch_size):
+        batch = chunks[i : i + batch_size]
+        texts = [[c.text[a:b] for a, b in answer_sentences(c.text)] for c in batch]
+        heads = [_header(c) for c in batch]
+        new = list(dict.fromkeys(t for t in [*heads, *(t for ts in texts for t in ts)] if t not in seen))
+        if new:
+            out = embedder.embed_passages(new)
+            dim = out.shape[1]
+            seen.update(zip(new, out, strict=True))
+        for head, ts in zip(heads, texts, strict=True):
+            rows = np.vstack([seen[t] for t in ts]) if ts else np.zeros((0, dim), np.float32)
+            mean = _unit(rows.mean(axis=0)) if ts else np.zeros(dim, np.float32)
+            vectors.append(_unit(mean + HEADER_WEIGHT * seen[head]).astype(np.float32))
+            sentences.append(rows)
+        if done is not None:
+            done(len(batch))
+    return (np.vstack(vectors) if vectors else np.zeros((0, dim), np.float32)), sentences
 
 
 def fingerprint(path: Path, chunk_settings: ChunkSettings) -> str:
@@ -305,14 +358,11 @@ class Ingestor:
         try:
             t = time.perf_counter()
             progress.chunks(len(chunks))
-            vectors = []
-            for batch in embedding_batches([c.embed_text for c in chunks], self._settings.embedding.batch_size):
-                vectors.append(self._embedder.embed_passages(batch))
-                progress.chunks_done(len(batch))
-            matrix = np.vstack(vectors)
+            matrix, sentences = embed_chunks(self._embedder, chunks, self._settings.embedding.batch_size,
+                                             progress.chunks_done)
             embed_s = time.perf_counter() - t
             t = time.perf_counter()
-            self._write(group, matrix, manifest, by_doc)
+            self._write(group, matrix, sentences, manifest, by_doc)
             write_s = time.perf_counter() - t
             error = None
         except (AssistantError, OSError) as exc:
@@ -332,13 +382,13 @@ class Ingestor:
             progress.file_done(str(f.path), out[n].status)
         return out, embed_s, write_s
 
-    def _write(self, group: list[tuple[int, _Parsed]], matrix: np.ndarray, manifest: dict[str, ManifestEntry],
-               by_doc: dict[str, str]) -> None:
+    def _write(self, group: list[tuple[int, _Parsed]], matrix: np.ndarray, sentences: list[np.ndarray],
+               manifest: dict[str, ManifestEntry], by_doc: dict[str, str]) -> None:
         for _n, f in group:
             if f.old is not None and f.old.doc_id == f.doc.doc_id:  # only metadata changed: replace in place
                 self._store.delete_doc(f.doc.doc_id)
         self._store.add_chunks([c for _n, f in group for c in f.chunks], matrix,
-                               [t for _n, f in group for t in f.terms])
+                               [t for _n, f in group for t in f.terms], sentences)
         for _n, f in group:
             entry = ManifestEntry(key=f.key, sha256=f.fingerprint, doc_id=f.doc.doc_id, n_chunks=len(f.chunks),
                                   meta=f.doc.meta, ingested_at=time.time(), fmt=f.doc.fmt, chars=len(f.doc.text),

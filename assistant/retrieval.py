@@ -100,6 +100,31 @@ def _bm25s() -> Any:
 
 
 @dataclass(frozen=True)
+class SentenceVectors:
+    """Every chunk's sentence vectors (float16, memory-mapped from the snapshot): chunk ``i``
+    owns rows ``starts[i] : starts[i] + counts[i]``; ``counts[i] == -1`` when the store has
+    none for it (an index written before they were stored)."""
+
+    matrix: np.ndarray
+    starts: np.ndarray
+    counts: np.ndarray
+
+    @classmethod
+    def of(cls, per_chunk: Sequence[np.ndarray | None], dim: int) -> SentenceVectors:
+        counts = np.array([-1 if v is None else len(v) for v in per_chunk], dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(np.maximum(counts, 0))[:-1]]).astype(np.int64) if len(counts) \
+            else np.zeros(0, np.int64)
+        parts = [np.asarray(v, dtype=np.float16).reshape(-1, dim) for v in per_chunk if v is not None]
+        matrix = np.vstack(parts) if parts else np.zeros((0, dim), np.float16)
+        return cls(matrix, starts, counts)
+
+    def rows(self, pos: int) -> np.ndarray | None:
+        n = int(self.counts[pos])
+        return None if n < 0 else np.asarray(self.matrix[int(self.starts[pos]) : int(self.starts[pos]) + n],
+                                             dtype=np.float32)
+
+
+@dataclass(frozen=True)
 class Corpus:
     """Everything retrieval needs in memory: chunks by id (in document order) and the
     keyword index. Replaced after each ingest; read-only otherwise."""
@@ -109,16 +134,27 @@ class Corpus:
     keyword: KeywordIndex
     version: str
     vectors: np.ndarray | None = None  # one row per chunk (memory-mapped from the snapshot)
+    sentences: SentenceVectors | None = None
 
     @classmethod
     def build(cls, chunks: Sequence[Chunk], terms: Sequence[Sequence[str]], version: str,
-              vectors: np.ndarray | None = None) -> Corpus:
-        return cls.of(chunks, KeywordIndex([c.chunk_id for c in chunks], terms), version, vectors)
+              vectors: np.ndarray | None = None, sentences: SentenceVectors | None = None) -> Corpus:
+        return cls.of(chunks, KeywordIndex([c.chunk_id for c in chunks], terms), version, vectors, sentences)
 
     @classmethod
     def of(cls, chunks: Sequence[Chunk], keyword: KeywordIndex, version: str,
-           vectors: np.ndarray | None = None) -> Corpus:
-        return cls(tuple(chunks), {c.chunk_id: c for c in chunks}, keyword, version, vectors)
+           vectors: np.ndarray | None = None, sentences: SentenceVectors | None = None) -> Corpus:
+        return cls(tuple(chunks), {c.chunk_id: c for c in chunks}, keyword, version, vectors, sentences)
+
+    @cached_property
+    def _position(self) -> dict[str, int]:
+        return {c.chunk_id: i for i, c in enumerate(self.chunks)}
+
+    def sentence_vectors(self, chunk_id: str) -> np.ndarray | None:
+        """The stored vectors of a chunk's sentences (:func:`assistant.text.answer_sentences`),
+        float32, or None when the index has none for it."""
+        pos = self._position.get(chunk_id)
+        return None if pos is None or self.sentences is None else self.sentences.rows(pos)
 
     @classmethod
     def from_store(cls, store: Store, snapshots: Path | None = None) -> Corpus:
@@ -129,14 +165,18 @@ class Corpus:
         if snapshots is not None:
             found = snapshot.load(snapshots, version)
             if found is not None:
-                chunks, bm25, vectors = found
-                return cls.of(chunks, KeywordIndex([c.chunk_id for c in chunks], bm25=bm25), version, vectors)
+                chunks, bm25, vectors, arrays = found
+                return cls.of(chunks, KeywordIndex([c.chunk_id for c in chunks], bm25=bm25), version, vectors,
+                              SentenceVectors(*arrays))
         pairs = store.all_chunks()
         chunks = [c for c, _t in pairs]
-        vectors = store.vectors([c.chunk_id for c in chunks])
-        corpus = cls.build(chunks, [t for _c, t in pairs], version, vectors)
+        ids = [c.chunk_id for c in chunks]
+        vectors = store.vectors(ids)
+        sentences = SentenceVectors.of(store.sentence_vectors(ids), vectors.shape[1] if vectors.ndim == 2 else 0)
+        corpus = cls.build(chunks, [t for _c, t in pairs], version, vectors, sentences)
         if snapshots is not None:
-            snapshot.save(snapshots, version, corpus.chunks, corpus.keyword.bm25, vectors)
+            snapshot.save(snapshots, version, corpus.chunks, corpus.keyword.bm25, vectors,
+                          (sentences.matrix, sentences.starts, sentences.counts))
         return corpus
 
     def nearest(self, vector: np.ndarray, mask: np.ndarray, k: int) -> list[tuple[str, float]]:
@@ -152,6 +192,21 @@ class Corpus:
             np.linalg.norm(m, axis=1) * float(np.linalg.norm(vector)), 1e-12)
         top = np.argsort(-sims, kind="stable")[:k]
         return [(self.chunks[pos[i]].chunk_id, float(sims[i])) for i in top]
+
+    def by_sentence(self, vector: np.ndarray, hits: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
+        """``hits`` (chunk id, cosine) rescored by the mean of that cosine and their best
+        sentence's, best first. A chunk's own vector is the mean of its sentences
+        (:func:`assistant.ingest.embed_chunks`): good for finding candidates, but one sentence
+        that says what is asked is a better match. On 600 CMRC tuning questions, dense passage
+        hit@1 / hit@5: chunk vector 0.935 / 0.968, best sentence 0.962 / 0.973, the mean of
+        both 0.962 / 0.978 (and it lets no short title-like line decide alone). A chunk without
+        sentence vectors keeps its own cosine."""
+        qv = np.asarray(vector, dtype=np.float32)
+        out = []
+        for cid, score in hits:
+            rows = self.sentence_vectors(cid)
+            out.append((cid, (score + float((rows @ qv).max())) / 2 if rows is not None and len(rows) else score))
+        return sorted(out, key=lambda h: -h[1])
 
     # Asked on every question; the corpus is immutable, so compute once.
     @cached_property
@@ -305,6 +360,7 @@ class HybridRetriever:
                 raw = self._store.dense_query(qv, s.candidates * (2 if f.years else 1), _where(f))
                 dense = [(cid, sc) for cid, sc in raw if cid in corpus.by_id and matches(corpus.by_id[cid], f)]
                 dense = dense[: s.candidates]
+            dense = corpus.by_sentence(qv, dense)
         keyword: list[tuple[str, float]] = []
         # With only numbers in common with the reports (an English question: "2025"), BM25
         # would rank by the year alone, so in hybrid mode it gets no vote.

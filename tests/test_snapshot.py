@@ -18,6 +18,7 @@ from assistant.index import ChunkStore
 from assistant.retrieval import Corpus, KeywordIndex, matches
 from assistant.snapshot import snapshot_root
 from assistant.testing import HashEmbedder
+from assistant.text import answer_sentences
 from assistant.types import Filters
 
 Q = "丽水市2019年居民健康素养水平是多少?"
@@ -57,6 +58,12 @@ def test_a_start_loads_the_snapshot_and_never_reads_every_chunk_from_chroma(
     assert loaded.keyword.idf == pytest.approx(built.keyword.idf)
     assert loaded.vectors is not None and built.vectors is not None
     assert isinstance(loaded.vectors, np.memmap) and np.array_equal(loaded.vectors, built.vectors)
+    # Every chunk's sentence vectors, memory-mapped too, one row per answer sentence.
+    assert loaded.sentences is not None and isinstance(loaded.sentences.matrix, np.memmap)
+    for c in built.chunks:
+        rows = loaded.sentence_vectors(c.chunk_id)
+        assert rows is not None and len(rows) == len(answer_sentences(c.text)), c.chunk_id
+        assert np.array_equal(rows, built.sentence_vectors(c.chunk_id))
     terms = ["居民", "健康", "素养", "水平", "疫苗"]
     assert np.allclose(loaded.keyword.scores(terms), built.keyword.scores(terms))
     assert "28.82%" in a.ask(Q).text
@@ -154,3 +161,34 @@ def test_search_inside_a_filter_is_exact_and_agrees_with_chroma(seeded: Assistan
         assert [c for c, _ in ours] == [c for c, _ in chroma], f
         assert [s for _, s in ours] == pytest.approx([s for _, s in chroma], abs=1e-4)
         assert all(matches(corpus.by_id[c], f) for c, _ in ours)
+
+
+class _Counting(HashEmbedder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.passages = 0
+
+    def embed_passages(self, texts: list[str]) -> np.ndarray:
+        self.passages += len(texts)
+        return super().embed_passages(texts)
+
+
+def test_answers_read_sentence_vectors_stored_at_ingest_and_embed_them_only_for_an_older_index(
+        indexed: Path) -> None:
+    """The answerer compares the question with every candidate sentence: with the vectors
+    stored at ingest nothing is embedded at question time; a chunk without them (an index
+    written before they were stored) has its sentences embedded then, with the same result."""
+    counting = _Counting()
+    a = Assistant(make_settings(indexed), embedder=counting)
+    stored = a.ask(Q)
+    assert counting.passages == 0 and not stored.refused
+
+    from dataclasses import replace
+
+    corpus = a.retriever.corpus
+    assert corpus.sentences is not None
+    missing = np.full_like(np.asarray(corpus.sentences.counts), -1)
+    a.retriever._corpus = replace(corpus, sentences=replace(corpus.sentences, counts=missing))  # type: ignore[attr-defined]
+    older = a.ask(Q)
+    assert counting.passages > 0
+    assert older.text == stored.text and older.citations == stored.citations
