@@ -48,7 +48,7 @@ FEATURES: tuple[str, ...] = (
     "unknown_mass", "rarest_in_chunk", "names_in_chunk", "names_in_sentence", "sectioned",
     "q_bigram", "q_bigram_ctx", "q_bigram_chunk", "align", "align_left", "align_right", "subject_lead",
     "subject_chunk", "piece_min", "label_line", "names_missing", "list_items", "ids_missing",
-    "sent_sim", "sent_sim_gap",
+    "sent_sim_spread",
 )
 
 _CLAUSE_RE = re.compile(r"[,，;；:：]")
@@ -296,9 +296,27 @@ def _sentences(chunk_id: str, text: str, tokenize: Callable[[str], list[str]]
     return spans, texts, [normalize(t) for t in texts], [tokenize(t) for t in texts]
 
 
-#: Sentence similarity is read as a gap below the best sentence of the question: e5
-#: cosines sit in a narrow band (0.75–0.90), so 0.1 below the best is a wide gap.
+#: e5 cosines sit in a narrow band (0.75–0.90): for an English question, whose lexical covers
+#: are its similarity, 0.1 below the best sentence counts as no match.
 _SIM_SCALE = 10.0
+#: ``sent_sim_spread`` is clipped here: far below the question's typical sentence is simply far.
+_SPREAD_FLOOR = -5.0
+
+
+def _spread(sims: Sequence[float]) -> Callable[[float], float]:
+    """A sentence's cosine as its distance below the question's best sentence, in units of
+    the best one's lead over the median one: unchanged by the embedder's scale and offset
+    (e5 cosines sit in 0.75–0.90, OpenAI's lower and wider), so the fitted weight carries
+    over to another embedding model. On 800 CMRC tuning questions (4-fold) it lifts the
+    ranker's top-1 as much as the raw cosine and its e5-scaled gap did (0.829 vs 0.825,
+    from 0.788)."""
+    if len(sims) < 2:
+        return lambda s: 0.0
+    hi = max(sims)
+    lead = hi - sorted(sims)[len(sims) // 2]
+    if lead <= 1e-9:
+        return lambda s: 0.0
+    return lambda s: max(_SPREAD_FLOOR, (s - hi) / lead)
 
 
 def candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: KeywordIndex,
@@ -308,9 +326,9 @@ def candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: Keywor
 
     ``similarity(chunk, sentences)`` gives the embedding model's question–sentence cosines
     (read from the vectors stored at ingest): a meaning signal that does not need the
-    question to repeat the report's words (``sent_sim``, and ``sent_sim_gap`` below the best
-    sentence). For a question in another language than the reports (an English question
-    shares no jieba terms with Chinese text) it also stands in for the lexical covers."""
+    question to repeat the report's words (``sent_sim_spread``). For a question in another
+    language than the reports (an English question shares no jieba terms with Chinese text)
+    it also stands in for the lexical covers."""
     weights = term_weights(question_terms(info, tokenize), keyword)
     keys = key_terms(weights)
     # Question terms no report uses at all (a name the index has never seen) say the
@@ -335,7 +353,8 @@ def candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: Keywor
     split = [_sentences(sc.chunk.chunk_id, sc.chunk.text, tokenize) for sc in contexts]
     sims = [list(similarity(sc.chunk, sp[1])) if similarity is not None else [0.0] * len(sp[1])
             for sc, sp in zip(contexts, split, strict=True)]
-    best_sim = max((x for row in sims for x in row), default=0.0)
+    spread = _spread([x for row in sims for x in row])
+    raw: list[float] = []
     for rank, (sc, (spans, texts, norms, toks), ch_sims) in enumerate(zip(contexts, split, sims, strict=True)):
         ch = sc.chunk
         term_sets = [set(t) for t in toks]
@@ -402,11 +421,12 @@ def candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: Keywor
                 math.log(1 + len(s_text)) / 5.0,
                 float(info.wants_department and "责任" in s_text and rank <= 1),
                 chunk_cov, chunk_char, chunk_key, dense, unknown_mass, rarest_in, names_in, names_s,
-                float(bool(ch.section_path)), *shape_feats, sim, (sim - best_sim) * _SIM_SCALE,
+                float(bool(ch.section_path)), *shape_feats, spread(sim),
             )
+            raw.append(sim)
             out.append(Candidate(rank, sc, ch.start + a, ch.start + b, s_text, feats, has_num, key_hit))
     if similarity is not None and info.foreign and out:
-        out = _with_similarity(out)
+        out = _with_similarity(out, raw)
     return out
 
 
@@ -416,17 +436,16 @@ _LEXICAL = ("term_cover", "term_cover_ctx", "local_cover", "char_cover", "char_c
             "piece_min")
 
 
-def _with_similarity(cands: list[Candidate], n_chunks: int = 3) -> list[Candidate]:
-    """Rescaled similarity in place of the lexical covers (the best of the first ``n_chunks``
-    sections' sentences counts as a full match)."""
+def _with_similarity(cands: list[Candidate], sims: Sequence[float], n_chunks: int = 3) -> list[Candidate]:
+    """Rescaled similarity (``sims``: each candidate's cosine) in place of the lexical covers
+    (the best of the first ``n_chunks`` sections' sentences counts as a full match)."""
     from dataclasses import replace
 
-    near = [c for c in cands if c.ctx_rank < n_chunks]
-    hi = max((c.feature("sent_sim") for c in near), default=0.0)
+    hi = max((s for c, s in zip(cands, sims, strict=True) if c.ctx_rank < n_chunks), default=0.0)
     idx = [FEATURES.index(f) for f in _LEXICAL]
     out = []
-    for c in cands:
-        sim = max(0.0, 1.0 - (hi - c.feature("sent_sim")) * _SIM_SCALE) if c.ctx_rank < n_chunks else 0.0
+    for c, s in zip(cands, sims, strict=True):
+        sim = max(0.0, 1.0 - (hi - s) * _SIM_SCALE) if c.ctx_rank < n_chunks else 0.0
         f = list(c.features)
         for i in idx:
             f[i] = max(f[i], sim)

@@ -19,7 +19,7 @@ from assistant.retrieval import Corpus, KeywordIndex, matches
 from assistant.snapshot import snapshot_root
 from assistant.testing import HashEmbedder
 from assistant.text import answer_sentences
-from assistant.types import Filters
+from assistant.types import Chunk, Filters
 
 Q = "丽水市2019年居民健康素养水平是多少?"
 
@@ -192,3 +192,29 @@ def test_answers_read_sentence_vectors_stored_at_ingest_and_embed_them_only_for_
     older = a.ask(Q)
     assert counting.passages > 0
     assert older.text == stored.text and older.citations == stored.citations
+
+
+def test_the_similarity_signal_does_not_depend_on_the_embedders_scale(indexed: Path) -> None:
+    """The fitted weight of ``sent_sim_spread`` holds for another embedding model: cosines in
+    another band (scaled and shifted) give the same feature values."""
+    from assistant.evidence import FEATURES, candidates
+
+    a = _assistant(indexed)
+    req = a.prepare(Q)
+    corpus = a.retriever.corpus
+    qv = np.asarray(req.query_vector, dtype=np.float32)
+
+    def e5_like(chunk: Chunk, texts: list[str]) -> list[float]:
+        rows = corpus.sentence_vectors(chunk.chunk_id)
+        assert rows is not None and len(rows) == len(texts)
+        return [float(x) for x in rows @ qv]
+
+    def other_band(chunk: Chunk, texts: list[str]) -> list[float]:
+        return [0.35 * x - 0.1 for x in e5_like(chunk, texts)]
+
+    tok = a.answer_stage.tokenize
+    i = FEATURES.index("sent_sim_spread")
+    one = [c.features[i] for c in candidates(req.info, req.contexts, corpus.keyword, tok, similarity=e5_like)]
+    two = [c.features[i] for c in candidates(req.info, req.contexts, corpus.keyword, tok, similarity=other_band)]
+    assert len(one) > 5 and max(one) == 0.0 and min(one) < -0.5
+    assert two == pytest.approx(one, abs=1e-6)
