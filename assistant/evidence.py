@@ -353,8 +353,8 @@ def candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: Keywor
     split = [_sentences(sc.chunk.chunk_id, sc.chunk.text, tokenize) for sc in contexts]
     sims = [list(similarity(sc.chunk, sp[1])) if similarity is not None else [0.0] * len(sp[1])
             for sc, sp in zip(contexts, split, strict=True)]
-    spread = _spread([x for row in sims for x in row])
-    raw: list[float] = []
+    flat = [x for row in sims for x in row]  # one per candidate, in the order they are made
+    spread = _spread(flat)
     for rank, (sc, (spans, texts, norms, toks), ch_sims) in enumerate(zip(contexts, split, sims, strict=True)):
         ch = sc.chunk
         term_sets = [set(t) for t in toks]
@@ -423,10 +423,9 @@ def candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: Keywor
                 chunk_cov, chunk_char, chunk_key, dense, unknown_mass, rarest_in, names_in, names_s,
                 float(bool(ch.section_path)), *shape_feats, spread(sim),
             )
-            raw.append(sim)
             out.append(Candidate(rank, sc, ch.start + a, ch.start + b, s_text, feats, has_num, key_hit))
     if similarity is not None and info.foreign and out:
-        out = _with_similarity(out, raw)
+        out = _with_similarity(out, flat)
     return out
 
 

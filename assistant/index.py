@@ -386,29 +386,29 @@ class ChunkStore:
         with self._guard("counting chunks"):
             return int(self._col.count())
 
+    def _pages(self, ids: Sequence[str], include: list[str], doing: str) -> Iterator[tuple[int, Any]]:
+        """(position in ``ids``, what ``include`` asked for) of every stored id, a page per call."""
+        row = {cid: i for i, cid in enumerate(ids)}
+        for i in range(0, len(ids), _PAGE):
+            with self._guard(doing):
+                res = self._col.get(ids=list(ids[i : i + _PAGE]), include=include)
+            yield from ((row[cid], v) for cid, v in zip(res["ids"], res[include[0]], strict=True))
+
     def vectors(self, ids: Sequence[str]) -> np.ndarray:
         """The stored vectors of ``ids``, one row each in that order (zeros for an unknown id)."""
         out = np.zeros((len(ids), self._dim), dtype=np.float32)
-        row = {cid: i for i, cid in enumerate(ids)}
-        for i in range(0, len(ids), _PAGE):
-            with self._guard("reading vectors"):
-                res = self._col.get(ids=list(ids[i : i + _PAGE]), include=["embeddings"])
-            for cid, v in zip(res["ids"], res["embeddings"], strict=True):
-                out[row[cid]] = v
+        for pos, v in self._pages(ids, ["embeddings"], "reading vectors"):
+            out[pos] = v
         return out
 
     def sentence_vectors(self, ids: Sequence[str]) -> list[np.ndarray | None]:
         """The sentence vectors of ``ids`` in that order: None for an unknown id or a chunk
         written before sentence vectors were stored."""
         out: list[np.ndarray | None] = [None] * len(ids)
-        row = {cid: i for i, cid in enumerate(ids)}
-        for i in range(0, len(ids), _PAGE):
-            with self._guard("reading sentence vectors"):
-                res = self._col.get(ids=list(ids[i : i + _PAGE]), include=["metadatas"])
-            for cid, md in zip(res["ids"], res["metadatas"] or [], strict=True):
-                packed = (md or {}).get("sentence_vectors")
-                if isinstance(packed, str):
-                    out[row[cid]] = unpack_vectors(packed, self._dim)
+        for pos, md in self._pages(ids, ["metadatas"], "reading sentence vectors"):
+            packed = (md or {}).get("sentence_vectors")
+            if isinstance(packed, str):
+                out[pos] = unpack_vectors(packed, self._dim)
         return out
 
     def dense_query(self, vector: np.ndarray, k: int, where: dict[str, Any] | None = None) -> list[tuple[str, float]]:
