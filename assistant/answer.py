@@ -247,8 +247,9 @@ class AnswerStage:
         return tuple(score(cands, self.model, lambda c: eligible(c, req.info)))
 
     def assess(self, req: Request, corpus: Corpus, widen: Callable[[], Sequence[ScoredChunk]] | None = None) -> Request:
-        """Score the evidence; when inferred filters left none good enough, look in the
-        whole corpus (``widen``) and keep what does not contradict them (see :func:`consistent`).
+        """Score the evidence; with inferred filters, also weigh the whole corpus (``widen``):
+        what lies outside them and does not contradict them (see :func:`consistent`) answers
+        when nothing inside stands or the ranker puts it above the best inside.
         When nothing matched the filters at all, the nearest sections anywhere are kept for the
         refusal to name."""
         t = time.perf_counter()
@@ -258,10 +259,10 @@ class AnswerStage:
             return req
         if not req.info.filters.inferred or req.info.filters.empty:
             return req if req.contexts else replace(req, closest=tuple(widen())[:3])
-        if standing(ev, req.info, self.model.threshold):
-            return req
+        stand = standing(ev, req.info, self.model.threshold)
         wide = tuple(widen())
-        req = replace(req, closest=wide[:3])
+        if not stand:
+            req = replace(req, closest=wide[:3])
         wide_req = replace(req, contexts=wide, evidence=None)
         # Only sections outside the filters are new: those inside were weighed already, or
         # ranked below those that were, and weighing them again among other contexts must not
@@ -271,10 +272,15 @@ class AnswerStage:
         wide_ev = tuple(c for c in self.evidence(wide_req, corpus)
                         if not matches(c.sc.chunk, req.info.filters) and consistent(c, req.info)
                         and c.feature("piece_min") >= WIDEN_MIN_NAMED)
-        if not standing(wide_ev, req.info, self.model.threshold):
+        wide_stand = standing(wide_ev, req.info, self.model.threshold)
+        # An inferred filter is a preference, not a wall: evidence outside it that does not
+        # contradict it wins when the ranker puts it above the best inside (a year a passage
+        # mentions is not the year it was filed under).
+        if not wide_stand or (stand and wide_stand[0].rank_score <= stand[0].rank_score):
             return req
+        why = "下的内容不如其外的内容切题" if stand else "下没有找到答案"
         note = Warning(WarningKind.FILTER_RELAXED,
-                       f"在推断的筛选条件（{req.info.filters.describe()}）下没有找到答案，已在全部报告中检索。")
+                       f"在推断的筛选条件（{req.info.filters.describe()}）{why}，已在全部报告中检索。")
         return replace(wide_req, evidence=wide_ev, notes=(*req.notes, note))
 
     def prompt(self, req: Request, context_window: int, table: TableResult | None = None,

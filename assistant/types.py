@@ -246,7 +246,7 @@ class WarningKind(StrEnum):
     FALLBACK = "fallback"  # the LLM failed; the offline answerer answered instead
     CONDENSE = "condense"  # the follow-up could not be rewritten by the LLM
     TRUNCATED = "truncated"  # the answer was cut off before it ended
-    FILTER_RELAXED = "filter_relaxed"  # the inferred city/year filters held no answer; the whole corpus did
+    FILTER_RELAXED = "filter_relaxed"  # the answer comes from outside the inferred city/year filters
     COMPUTED = "computed"  # a number the answer derived (a difference, a ranking), shown with its arithmetic
     CONFLICT = "conflict"  # another report states another figure for the same city, year and metric
     SUSPECT_SOURCE = "suspect_source"  # the answer cites a source holding instruction-like text

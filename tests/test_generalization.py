@@ -177,3 +177,27 @@ def test_a_filtered_search_with_no_evidence_falls_back_and_says_so(assistant: As
 def test_explicit_filters_stay_hard(assistant: Assistant) -> None:
     ans = assistant.ask("新建了几个健康小屋?", year=2024)
     assert ans.refused and not ans.warnings_of(WarningKind.FILTER_RELAXED)
+
+
+def test_better_evidence_outside_an_inferred_year_wins_over_a_weaker_one_inside(tmp_path: Path) -> None:
+    # 2003 filters to the 2003 plan, whose sentence on a 体育馆's 观众 stands but answers
+    # another question; a history filed under 2024 states the asked capacity beside 2003.
+    d = tmp_path / "reports"
+    d.mkdir()
+    _write(d, "club_history.txt", "某区体育俱乐部发展回顾（2024年）\n一、发展历程\n"
+           "俱乐部成立于1998年，2003年俱乐部迁入新体育馆，新体育馆可容纳观众4500人。"
+           "2015年俱乐部开设青少年训练营，2024年训练营学员超过800人。\n")
+    _write(d, "plan_2003.txt", "某区卫生局2003年工作要点\n一、总体要求\n"
+           "2003年全区医疗卫生工作以非典防控为重点，全面加强疾病监测。\n二、重点任务\n"
+           "（一）加强体育健身指导。2003年新建社区健身点12个，组织全民健身活动30场次。"
+           "区体育馆全年举办健康讲座，观众累计3000人次。\n")
+    a = Assistant(make_settings(tmp_path / "data"), embedder=HashEmbedder())
+    assert a.ingest([d]).ok
+    ans = a.ask("2003年俱乐部迁入的新体育馆可容纳多少观众?")
+    assert not ans.refused and "4500人" in ans.text and "3000" not in ans.text
+    assert ans.citations[0].source_path.endswith("club_history.txt")
+    (note,) = ans.warnings_of(WarningKind.FILTER_RELAXED)
+    assert "年份=2003" in note.text
+    # the filter still picks the report when it holds the answer
+    inside = a.ask("2003年新建社区健身点多少个?")
+    assert "12个" in inside.text and not inside.warnings_of(WarningKind.FILTER_RELAXED)
