@@ -40,7 +40,7 @@ from .config import AnswerSettings
 from .conflicts import find_conflicts
 from .context import Source, assemble, budget, cite, prompt_tokens, render_sources
 from .embedding import Embedder
-from .errors import AssistantError, LLMAuthError, LLMError, LLMModelNotFoundError
+from .errors import AssistantError, IndexError_, LLMAuthError, LLMError, LLMModelNotFoundError
 from .evidence import (
     Candidate,
     SentenceModel,
@@ -260,7 +260,12 @@ class AnswerStage:
         if not req.info.filters.inferred or req.info.filters.empty:
             return req if req.contexts else replace(req, closest=tuple(widen())[:3])
         stand = standing(ev, req.info, self.model.threshold)
-        wide = tuple(widen())
+        try:
+            wide = tuple(widen())
+        except IndexError_:
+            if stand:  # the rest of the corpus is out of reach (a Chroma server down): what stands inside answers
+                return req
+            raise
         if not stand:
             req = replace(req, closest=wide[:3])
         wide_req = replace(req, contexts=wide, evidence=None)
