@@ -108,3 +108,29 @@ def test_proper_names_are_read_as_written_even_when_jieba_breaks_them_up() -> No
     # words of the genre are not names (a paraphrase may change them).
     assert "青屿岙" in QuestionShape.of(QueryInfo(question="青屿岙的码头有几个泊位？")).names
     assert QuestionShape.of(QueryInfo(question="巡回诊疗车累计巡诊了多少次？")).names == ()
+
+
+def test_what_the_question_asks_beyond_the_reports_title_picks_the_sentence(tmp_path) -> None:
+    # The title names the topic (石琅岙村) and the opening sentence repeats it; the answering
+    # sentence says 全村 and shares only what is asked (种植) with the question.
+    from conftest import make_settings
+
+    from assistant.evidence import FEATURES, candidates, score
+    from assistant.facade import Assistant
+    from assistant.testing import HashEmbedder
+
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "石琅岙村.txt").write_text(
+        "石琅岙村\n石琅岙村位于青岭县东南部的丘陵地带，石琅岙村的村名来自村口的一块青色巨石。"
+        "全村耕地多种植茶叶和杨梅，茶园面积约八百亩。"
+        "村里保存有三座清代民居，近年开办了乡村民宿。\n", encoding="utf-8")
+    a = Assistant(make_settings(tmp_path), embedder=HashEmbedder())
+    a.ingest([tmp_path / "r"])
+    q = "石琅岙村的村民主要种植什么？"
+    req = a.prepare(q)
+    i = FEATURES.index("focus_char_cover")
+    cands = candidates(req.info, req.contexts, a.retriever.corpus.keyword, a.answer_stage.tokenize)
+    focus = {c.text[:3]: c.features[i] for c in cands}
+    assert focus["全村耕"] > 0.0 == focus["石琅岙"]
+    # the packaged model's ranker puts the answering sentence first
+    assert score(cands, a.answer_stage.model)[0].text.startswith("全村耕地多种植")
