@@ -259,7 +259,14 @@ class AnswerStage:
             return req
         if not req.info.filters.inferred or req.info.filters.empty:
             return req if req.contexts else replace(req, closest=tuple(widen())[:3])
-        stand = standing(ev, req.info, self.model.threshold)
+        t = time.perf_counter()
+        out = self._outside_filters(req, corpus, widen)
+        return replace(out, timings=(*out.timings, ("widen", time.perf_counter() - t)))
+
+    def _outside_filters(self, req: Request, corpus: Corpus, widen: Callable[[], Sequence[ScoredChunk]]) -> Request:
+        """``req`` (its evidence scored inside the inferred filters) answered from the whole
+        corpus when that is better, with a note naming the relaxed filter; else ``req``."""
+        stand = standing(req.evidence or (), req.info, self.model.threshold)
         try:
             wide = tuple(widen())
         except IndexError_:
