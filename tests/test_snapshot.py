@@ -180,6 +180,8 @@ def test_answers_read_sentence_vectors_stored_at_ingest_and_embed_them_only_for_
     written before they were stored) has its sentences embedded then, with the same result."""
     counting = _Counting()
     a = Assistant(make_settings(indexed), embedder=counting)
+    a.warm_up()  # measures this embedder's similarity floor, once (embedding.similarity_floor)
+    counting.passages = 0
     stored = a.ask(Q)
     assert counting.passages == 0 and not stored.refused
 
