@@ -99,8 +99,15 @@ def test_the_wheel_holds_prompts_seeds_and_gold_and_imports_from_site_packages(i
     for need in ("assistant/prompts/system.md", "assistant/prompts/qa.md", f"assistant/data/seeds/{LISHUI}",
                  "assistant/data/gazetteer.tsv", "assistant/data/districts.tsv", "assistant/data/sentence_model.json",
                  "assistant/evals/data/gold.jsonl", "assistant/evals/data/baseline.json", "assistant/py.typed",
-                 "assistant/prompts/figures.md", "assistant/evals/data/indicators_gold.jsonl"):
+                 "assistant/prompts/figures.md", "assistant/evals/data/indicators_gold.jsonl",
+                 "assistant/data/background.txt"):
         assert need in names, need
+    # Another embedder than the one the sentence model was fitted with measures its similarity
+    # floor from the wheel's background sentences.
+    floor = ("from assistant.embedding import similarity_floor; from assistant.testing import HashEmbedder; "
+             "print(similarity_floor(HashEmbedder()))")
+    assert 0.0 < float(_run([str(installed["py"]), "-c", floor], cwd=installed["work"],
+                            env=_env(installed)).stdout.strip()) < 1.0
     code = ("import sys, assistant, assistant.resources as r; print(assistant.__file__); "
             "print(r.seeds_dir()); print(any('/work/main' == p or p.endswith('/main') for p in sys.path))")
     out = _run([str(installed["py"]), "-c", code], cwd=installed["work"], env=_env(installed)).stdout.split("\n")
