@@ -477,7 +477,12 @@ GATE_FEATURES: tuple[str, ...] = (
     "sectioned", "q_bigram", "q_bigram_chunk", "align", "subject_chunk", "piece_min", "names_missing", "list_items",
     "ids_missing",
 )
-_GATE_COLUMNS = tuple(FEATURES.index(g) for g in GATE_FEATURES[2:])  # where the gate's signals sit in a feature row
+#: Where the gate's signals (after the rank score and margin) sit in a feature row.
+GATE_COLUMNS = tuple(FEATURES.index(g) for g in GATE_FEATURES[2:])
+
+
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(logits, -30.0, 30.0))))
 
 
 @dataclass(frozen=True)
@@ -576,14 +581,18 @@ class SentenceModel:
             node = np.where(inner, np.where(go_left, nxt, right[t, node]), node)
         return np.asarray(self.gate_bias + value[t, node].sum(axis=1))
 
+    def gate_probs(self, x: np.ndarray) -> np.ndarray:
+        """The gate's probability that each row of inputs ``x`` should be answered."""
+        return _sigmoid(self.gate_logits(x))
+
     def answers_all(self, zs: Sequence[float], margins: Sequence[float], features: np.ndarray) -> np.ndarray:
         """Probability that each candidate (rank score, margin, feature row) answers the question."""
         zs_ = np.asarray(zs, dtype=np.float64)
         if not (self.gate or self.trees):
-            return np.asarray(1.0 / (1.0 + np.exp(-np.clip(zs_, -30.0, 30.0))))
+            return _sigmoid(zs_)
         feats = np.asarray(features, dtype=np.float64).reshape(len(zs_), len(FEATURES))
-        x = np.column_stack([zs_, np.asarray(margins, dtype=np.float64), feats[:, list(_GATE_COLUMNS)]])
-        return np.asarray(1.0 / (1.0 + np.exp(-np.clip(self.gate_logits(x), -30.0, 30.0))))
+        margins_ = np.asarray(margins, dtype=np.float64)
+        return self.gate_probs(np.column_stack([zs_, margins_, feats[:, list(GATE_COLUMNS)]]))
 
     def answers(self, z: float, margin: float, features: Sequence[float]) -> float:
         """Probability that a candidate with rank score ``z`` answers the question."""
@@ -658,6 +667,6 @@ def score(cands: Sequence[Candidate], model: SentenceModel,
     return [replace(cands[i], rank_score=zs[i], score=float(p)) for i, p in zip(order, probs, strict=True)]
 
 
-__all__ = ["FEATURES", "GATE_FEATURES", "Candidate", "SentenceModel", "Tree", "candidates", "cover", "default_model",
-           "has_answer_type", "key_terms", "list_items", "load_model", "question_terms", "score", "states_figure",
-           "term_weights"]
+__all__ = ["FEATURES", "GATE_COLUMNS", "GATE_FEATURES", "Candidate", "SentenceModel", "Tree", "candidates", "cover",
+           "default_model", "has_answer_type", "key_terms", "list_items", "load_model", "question_terms", "score",
+           "states_figure", "term_weights"]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from assistant.errors import ConfigError
-from assistant.evals.calibrate import QRecord, cv_gate_probs, dumps, fit_gate, gate_probs
+from assistant.evals.calibrate import QRecord, cv_gate_probs, dumps, fit_gate
 from assistant.evidence import FEATURES, GATE_FEATURES, SentenceModel, Tree
 
 
@@ -36,7 +36,7 @@ def test_exported_trees_separate_what_a_linear_gate_cannot_on_new_questions() ->
     x, y = _interaction(600, 0)
     trees, base = fit_gate(x, y)
     xt, yt = _interaction(400, 1)
-    p = gate_probs(_model(trees, base), xt)
+    p = _model(trees, base).gate_probs(xt)
     assert ((p >= 0.5) == (yt == 1)).mean() > 0.9
     # The best linear boundary is no better than chance on this pattern.
     lin = np.linalg.lstsq(np.c_[x, np.ones(len(x))], y, rcond=None)[0]
@@ -59,7 +59,7 @@ def test_exported_trees_agree_with_scikit_learn() -> None:
     trees, base = fit_gate(x, y, seed=0)
     clf = HistGradientBoostingClassifier(**GATE_TREES, early_stopping=False, random_state=0,
                                          monotonic_cst=[GATE_MONOTONE.get(g, 0) for g in GATE_FEATURES]).fit(x, y)
-    ours = gate_probs(_model(trees, base), x)
+    ours = _model(trees, base).gate_probs(x)
     assert np.allclose(ours, clf.predict_proba(x)[:, 1], atol=1e-6)
 
 
@@ -78,7 +78,7 @@ def test_the_gate_never_reverses_the_direction_a_signal_means(signal: str, direc
     for row in x[:20]:
         sweep = np.repeat(row[None, :], 11, axis=0)
         sweep[:, k] = np.linspace(0, 1, 11)
-        p = gate_probs(model, sweep)
+        p = model.gate_probs(sweep)
         assert np.all(direction * np.diff(p) >= -1e-12)
 
 
@@ -92,7 +92,7 @@ def test_a_tree_gate_survives_its_json_and_the_answerer_reads_it() -> None:
     for name, value in zip(GATE_FEATURES[2:], x[0, 2:], strict=True):
         feats[FEATURES.index(name)] = float(value)
     # answers() builds the gate's inputs from the rank score, the margin and the features.
-    assert again.answers(float(x[0, 0]), float(x[0, 1]), feats) == pytest.approx(gate_probs(model, x[:1])[0])
+    assert again.answers(float(x[0, 0]), float(x[0, 1]), feats) == pytest.approx(model.gate_probs(x[:1])[0])
 
 
 @pytest.mark.parametrize("node", [
@@ -118,5 +118,5 @@ def test_out_of_fold_probabilities_do_not_see_the_noise_the_trees_fit() -> None:
     records = [QRecord(f"P{i // 4}_QUERY_{i % 4}", "cmrc", bool(y[i]), np.zeros((0, len(FEATURES))),
                        np.zeros(0, dtype=bool)) for i in range(n)]
     trees, base = fit_gate(x, y)
-    assert _auc(gate_probs(_model(trees, base), x), y) > 0.8
+    assert _auc(_model(trees, base).gate_probs(x), y) > 0.8
     assert _auc(cv_gate_probs(records, x, y, np.ones(n)), y) < 0.65

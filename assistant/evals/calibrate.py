@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from assistant.evidence import FEATURES, GATE_FEATURES, Candidate, SentenceModel, Tree
+from assistant.evidence import FEATURES, GATE_COLUMNS, GATE_FEATURES, Candidate, SentenceModel, Tree
 
 if TYPE_CHECKING:
     from assistant.facade import Assistant
@@ -171,14 +171,13 @@ def _best(r: QRecord, w: np.ndarray) -> tuple[int, float, float]:
 
 def gate_matrix(records: Sequence[QRecord], w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The gate's inputs for each question's best candidate, and whether it should be answered."""
-    idx = {f: k for k, f in enumerate(FEATURES)}
     rows, ys = [], []
     for r in records:
         if not len(r.labels):
             rows.append(np.zeros(len(GATE_FEATURES)))
         else:
             i, z, m = _best(r, w)
-            rows.append(np.array([z, m, *(r.features[i, idx[g]] for g in GATE_FEATURES[2:])]))
+            rows.append(np.array([z, m, *r.features[i, list(GATE_COLUMNS)]]))
         ys.append(float(r.answerable))
     return np.array(rows), np.array(ys)
 
@@ -230,11 +229,6 @@ def fit_gate(x: np.ndarray, y: np.ndarray, *, weights: np.ndarray | None = None,
 THRESHOLDS: tuple[float, ...] = tuple(float(t) for t in np.round(np.arange(0.02, 0.99, 0.02), 2))
 
 
-def gate_probs(model: SentenceModel, x: np.ndarray) -> np.ndarray:
-    """The gate's probability that each row of inputs ``x`` should be answered."""
-    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(model.gate_logits(x), -30.0, 30.0))))
-
-
 def rows_at(p: np.ndarray, y: np.ndarray, right: np.ndarray,
             thresholds: Sequence[float] = THRESHOLDS) -> list[dict[str, float]]:
     """False refusals, refusal accuracy and answered-correctly at each gate threshold, for gate
@@ -260,7 +254,7 @@ def curve(records: Sequence[QRecord], model: SentenceModel,
     """:func:`rows_at` for ``model``'s own gate on ``records`` (records it was not fitted on)."""
     w = np.array(model.weights)
     x, y = gate_matrix(records, w)
-    return rows_at(gate_probs(model, x), y, _right(records, w), thresholds)
+    return rows_at(model.gate_probs(x), y, _right(records, w), thresholds)
 
 
 def by_domain(records: Sequence[QRecord], p: np.ndarray, w: np.ndarray) -> dict[str, list[dict[str, float]]]:
@@ -300,7 +294,7 @@ def cv_gate_probs(records: Sequence[QRecord], x: np.ndarray, y: np.ndarray, sw: 
         if not test.any() or test.all():
             continue
         trees, base = fit_gate(x[~test], y[~test], weights=sw[~test])
-        p[test] = gate_probs(SentenceModel((), 0.0, 0.5, gate_bias=base, trees=trees), x[test])
+        p[test] = SentenceModel((), 0.0, 0.5, gate_bias=base, trees=trees).gate_probs(x[test])
     return p
 
 
