@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from .chunking import sentence_inputs
 from .config import AnswerSettings
 from .conflicts import find_conflicts
 from .context import Source, assemble, budget, cite, prompt_tokens, render_sources
@@ -260,7 +261,7 @@ class AnswerStage:
                 # Stored at ingest; a chunk of an index written before that is embedded now.
                 vectors = corpus.sentence_vectors(chunk.chunk_id)
                 if vectors is None or len(vectors) != len(texts):
-                    vectors = emb.embed_passages(texts)
+                    vectors = emb.embed_passages(sentence_inputs(chunk))
                 return [float(x) for x in vectors @ qv]
 
         contexts = tuple(sc for sc in req.contexts if not sc.chunk.suspect)

@@ -10,6 +10,8 @@
   parent) while the merge fits the budget.
 * ``Chunk.text`` is always the exact span ``doc.text[start:end]``; the heading path
   and a document label are prepended only to ``embed_text``.
+* A sentence is embedded under its nearest heading (:func:`sentence_inputs`): what it says
+  is read as said of the section it stands in.
 * A chunk holding text that reads as instructions to a model is flagged
   (:func:`assistant.hostile.chunk_flags`), and the other chunks of its document are
   flagged as suspect.
@@ -23,7 +25,7 @@ from dataclasses import dataclass, replace
 from .config import ChunkSettings
 from .hostile import chunk_flags
 from .outline import PREAMBLE
-from .text import count_tokens, sentence_spans
+from .text import answer_sentences, count_tokens, sentence_spans
 from .types import SUSPECT_DOCUMENT_FLAG, Chunk, Document, Section, YearRole
 
 
@@ -162,3 +164,25 @@ def _make_chunk(doc: Document, sec: Section, start: int, end: int, ordinal: int)
         token_count=count_tokens(body), embed_text=embed_text, source_path=doc.source_path,
         ordinal=ordinal, flags=chunk_flags(body),
     )
+
+
+def header(chunk: Chunk) -> str:
+    """What ``embed_text`` adds to the chunk's text: its label, title and heading path."""
+    head = chunk.embed_text[: len(chunk.embed_text) - len(chunk.text)] \
+        if chunk.embed_text.endswith(chunk.text) else chunk.embed_text
+    return head.strip() or chunk.title
+
+
+def sentence_inputs(chunk: Chunk) -> list[str]:
+    """What the embedding model reads for each of the chunk's sentences
+    (:func:`assistant.text.answer_sentences`): the sentence under its nearest heading (the
+    document's title when it has none). A sentence rarely names what it is about (本鱼可作成鱼松
+    under 黄鞍鹦嘴鱼; 签约率达到65% under 家庭医生签约服务); read alone, the model prefers the
+    opening sentence that repeats the name to the one that answers. On 600 CMRC tuning
+    questions, the answering sentence of the right passage is the one most similar to the
+    question 0.693 of the time embedded alone, 0.840 under its title. The nearest heading,
+    not the whole heading line: on the seed reports that kept dense retrieval near where it
+    was (gold hit@1 0.947 alone, 0.940 under the nearest heading, 0.917 under the document
+    label, title and heading path) at a sixth more ingest time (the whole line: twice)."""
+    head = chunk.heading if chunk.heading and chunk.heading != PREAMBLE else chunk.title
+    return [f"{head}\n{chunk.text[a:b]}" if head else chunk.text[a:b] for a, b in answer_sentences(chunk.text)]

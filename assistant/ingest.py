@@ -21,7 +21,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from .chunking import chunk_document
+from .chunking import chunk_document, header, sentence_inputs
 from .cleaning import build_document, read_sidecar, sidecar_paths
 from .config import ChunkSettings, Settings
 from .embedding import Embedder
@@ -32,12 +32,13 @@ from .indicator_store import EXTRACTOR_VERSION, IndicatorStore
 from .indicators import IndicatorRecord, extract_document
 from .loading import discover, load_file
 from .outline import parse_outline
-from .text import answer_sentences, terms
+from .text import terms
 from .types import Chunk, Document, Section
 
 # Bump when parsing, chunking or embedding changes, so files are done again on the next ingest
-# (5: chunk flags; 6: sentence vectors, chunk vectors made of them).
-PARSER_VERSION = "6"
+# (5: chunk flags; 6: sentence vectors, chunk vectors made of them; 7: sentences embedded
+# under their nearest heading).
+PARSER_VERSION = "7"
 # Chunks embedded and written together. A Chroma write call costs more the larger the
 # collection (one chunk: 0.01 s into an empty one, 0.6 s into one of 4,000 chunks), so a call
 # per file made writes 65 s of a 318 s ingest of 105 short files; a group bounds what a crash
@@ -156,13 +157,6 @@ def embedding_batches(texts: Sequence[str], batch_size: int) -> Iterator[list[st
 HEADER_WEIGHT = 0.5
 
 
-def _header(chunk: Chunk) -> str:
-    """What ``embed_text`` adds to the chunk's text: its label, title and heading path."""
-    head = chunk.embed_text[: len(chunk.embed_text) - len(chunk.text)] \
-        if chunk.embed_text.endswith(chunk.text) else chunk.embed_text
-    return head.strip() or chunk.title
-
-
 def _unit(v: np.ndarray) -> np.ndarray:
     n = float(np.linalg.norm(v))
     return v / n if n > 0 else v
@@ -173,8 +167,10 @@ def embed_chunks(embedder: Embedder, chunks: Sequence[Chunk], batch_size: int,
     """Each chunk's vector and its sentences' vectors (:func:`assistant.text.answer_sentences`),
     ``batch_size`` chunks at a time (``done`` is told after each).
 
-    The model embeds sentences and heading lines, never a whole chunk: a chunk's vector is
-    the mean of its sentences plus its heading line (:data:`HEADER_WEIGHT`), normalised. The
+    The model embeds sentences (each under its nearest heading,
+    :func:`assistant.chunking.sentence_inputs`) and heading lines, never a whole chunk: a
+    chunk's vector is the mean of its sentences plus its heading line (:data:`HEADER_WEIGHT`),
+    normalised. The
     answerer needs the sentence vectors anyway, and one model pass per text keeps ingest
     near the cost of embedding the chunks alone. A sentence or heading line that several
     chunks share (overlapping pieces, one section's chunks) is embedded once."""
@@ -184,8 +180,8 @@ def embed_chunks(embedder: Embedder, chunks: Sequence[Chunk], batch_size: int,
     seen: dict[str, np.ndarray] = {}
     for i in range(0, len(chunks), batch_size):
         batch = chunks[i : i + batch_size]
-        texts = [[c.text[a:b] for a, b in answer_sentences(c.text)] for c in batch]
-        heads = [_header(c) for c in batch]
+        texts = [sentence_inputs(c) for c in batch]
+        heads = [header(c) for c in batch]
         new = list(dict.fromkeys(t for t in [*heads, *(t for ts in texts for t in ts)] if t not in seen))
         if new:
             out = embedder.embed_passages(new)

@@ -19,6 +19,7 @@ import pytest
 from conftest import SEEDS, make_settings
 from typer.testing import CliRunner
 
+from assistant.chunking import sentence_inputs
 from assistant.cli import app
 from assistant.config import ChunkSettings
 from assistant.errors import IndexError_, IndexMismatchError, LLMError
@@ -221,17 +222,16 @@ def test_a_group_is_embedded_across_files_and_each_chunk_keeps_its_own_vector_an
     # One write for the group; a batch that holds the end of one file and the start of the next.
     assert (store.add_calls, per_file.add_calls) == (1, 2)
     assert len(grouped.batches) == len(list(embedding_batches(chunks, 64)))
-    last, first = (answer_sentences(c.text) for c in (chunks[n1 - 1], chunks[n1]))
-    assert any(chunks[n1 - 1].text[slice(*last[-1])] in b and chunks[n1].text[slice(*first[0])] in b
-               for b in grouped.batches)
-    # Every stored chunk has the vectors of its own sentences, as if embedded alone, a vector
-    # made of them and its heading line, and its own terms.
+    last, first = sentence_inputs(chunks[n1 - 1])[-1], sentence_inputs(chunks[n1])[0]
+    assert any(last in b and first in b for b in grouped.batches)
+    # Every stored chunk has the vectors of its own sentences (each under its nearest heading),
+    # as if embedded alone, a vector made of them and its heading line, and its own terms.
     assert set(store._chunks) == {c.chunk_id for c in chunks} == set(per_file._chunks)
     hashed = HashEmbedder()
     for c in chunks:
         _chunk, vector, stored_terms = store._chunks[c.chunk_id]
-        sentences = hashed.embed_passages([c.text[a:b] for a, b in answer_sentences(c.text)])
         head = c.embed_text[: -len(c.text)].strip()
+        sentences = hashed.embed_passages(sentence_inputs(c))
         expected = sentences.mean(axis=0) / np.linalg.norm(sentences.mean(axis=0)) \
             + HEADER_WEIGHT * hashed.embed_passages([head])[0]
         assert np.allclose(vector, expected / np.linalg.norm(expected), atol=1e-6), c.chunk_id

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.chunking import chunk_document, doc_label
+from assistant.chunking import chunk_document, doc_label, sentence_inputs
 from assistant.config import ChunkSettings
 from assistant.ingest import parse_file
 from assistant.outline import PREAMBLE, parse_outline
@@ -403,3 +403,13 @@ def test_preamble_before_the_first_heading_is_labelled() -> None:
     assert chunks[0].section_path == (PREAMBLE,)
     assert chunks[0].text == intro
     assert chunks[1].section_path == ("一、主要任务",)
+
+
+def test_a_sentence_is_embedded_under_its_nearest_heading_or_the_title() -> None:
+    text = "前面没有标题的一句话。\n一、主要任务\n(一)家庭医生签约\n签约率达到65%。重点人群全覆盖。"
+    _doc_, chunks = _chunks(text, ChunkSettings(min_tokens=0))
+    inputs = {c.heading: sentence_inputs(c) for c in chunks}
+    assert inputs[PREAMBLE] == ["某市卫生健康工作要点\n前面没有标题的一句话。"]
+    signed = inputs["(一)家庭医生签约"]
+    assert "(一)家庭医生签约\n签约率达到65%。" in signed and "(一)家庭医生签约\n重点人群全覆盖。" in signed
+    assert not any("工作要点" in s for s in signed)  # the nearest heading only, not the title
