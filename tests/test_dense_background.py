@@ -1,5 +1,6 @@
 """The retrieval similarity the refusal gate reads is measured above the embedder's
-similarity floor (its median cosine between texts on unrelated topics), so a gate fitted
+similarity floor (its median cosine between texts on unrelated topics), and so is the
+sentence's own similarity (``sent_dense``), so a gate fitted
 on one embedder's cosines reads another's the same way: e5 puts unrelated Chinese text near
 0.8, OpenAI's models near 0.2, and the gate's trees split on fixed values."""
 
@@ -9,9 +10,10 @@ import numpy as np
 import pytest
 
 from assistant.answer import AnswerStage
+from assistant.chunking import sentence_inputs
 from assistant.config import AnswerSettings
 from assistant.embedding import similarity_floor
-from assistant.evidence import FEATURES, SentenceModel, candidates, default_model
+from assistant.evidence import SentenceModel, candidates, default_model
 from assistant.gazetteer import Gazetteer
 from assistant.prompts import PromptLibrary
 from assistant.query import analyze
@@ -39,8 +41,9 @@ class Squeezed(HashEmbedder):
         return np.asarray(np.r_[np.sqrt(0.3) * v / np.linalg.norm(v), np.sqrt(0.7)], dtype=np.float32)
 
 
-def _dense(embedder: HashEmbedder) -> tuple[float, float]:
-    """(the answering chunk's raw cosine, the dense signal the gate reads for its sentence)."""
+def _dense(embedder: HashEmbedder) -> tuple[float, float, float]:
+    """(the answering chunk's raw cosine, the dense signal the gate reads for its sentence,
+    and the sentence's own cosine above the floor, ``sent_dense``)."""
     text = TOPICS[4]
     chunk = Chunk(chunk_id="c4", doc_id="d", text=text, start=0, end=len(text), section_path=(), heading="",
                   title="青岭县卫生健康工作总结", city="青岭县", doc_years=(2024,), year=2024, role="review",
@@ -48,16 +51,22 @@ def _dense(embedder: HashEmbedder) -> tuple[float, float]:
     corpus = Corpus.build([chunk], [terms(text)], "v1")
     cosine = float(embedder.embed_passages([text])[0] @ embedder.embed_query(QUESTION))
     info = analyze(QUESTION, corpus_cities=["青岭县"], corpus_years=[2024], gazetteer=Gazetteer.default())
+    q = embedder.embed_query(QUESTION)
+
+    def similarity(c: Chunk, texts: list[str]) -> list[float]:
+        return [float(x) for x in embedder.embed_passages(sentence_inputs(c)) @ q]
+
     cands = candidates(info, [ScoredChunk(chunk, 1.0, dense_rank=0, dense_score=cosine)], corpus.keyword, terms,
-                       floor=similarity_floor(embedder))
-    return cosine, cands[0].features[FEATURES.index("dense")]
+                       similarity=similarity, floor=similarity_floor(embedder))
+    return cosine, cands[0].feature("dense"), cands[0].feature("sent_dense")
 
 
 def test_the_dense_signal_reads_the_same_whichever_embedder_scaled_the_cosines() -> None:
-    raw_a, dense_a = _dense(HashEmbedder())
-    raw_b, dense_b = _dense(Squeezed())
+    raw_a, dense_a, sent_a = _dense(HashEmbedder())
+    raw_b, dense_b, sent_b = _dense(Squeezed())
     assert raw_b - raw_a > 0.2  # the two embedders' cosines differ a lot
     assert dense_a > 0.1 and dense_b == pytest.approx(dense_a, abs=1e-3)  # the signal does not
+    assert sent_a > 0.1 and sent_b == pytest.approx(sent_a, abs=1e-3)  # nor the sentence's own
 
 
 def _stage(model: SentenceModel, embedder: HashEmbedder) -> AnswerStage:

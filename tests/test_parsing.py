@@ -407,7 +407,7 @@ def test_preamble_before_the_first_heading_is_labelled() -> None:
 
 def test_a_sentence_is_embedded_under_its_nearest_heading_or_the_title() -> None:
     text = "前面没有标题的一句话。\n一、主要任务\n(一)家庭医生签约\n签约率达到65%。重点人群全覆盖。"
-    _doc_, chunks = _chunks(text, ChunkSettings(min_tokens=0))
+    _, chunks = _chunks(text, ChunkSettings(min_tokens=0))
     inputs = {c.heading: sentence_inputs(c) for c in chunks}
     assert inputs[PREAMBLE] == ["某市卫生健康工作要点\n前面没有标题的一句话。"]
     signed = inputs["(一)家庭医生签约"]
