@@ -258,7 +258,8 @@ class AnswerStage:
             emb, qv, floor = self.embedder, np.asarray(req.query_vector, dtype=np.float32), self.floor
 
             def similarity(chunk: Chunk, texts: list[str]) -> list[float]:
-                # Stored at ingest; a chunk of an index written before that is embedded now.
+                # Stored at ingest (each sentence under its nearest heading); a chunk of an
+                # index written before sentence vectors were stored is embedded now.
                 vectors = corpus.sentence_vectors(chunk.chunk_id)
                 if vectors is None or len(vectors) != len(texts):
                     vectors = emb.embed_passages(sentence_inputs(chunk))

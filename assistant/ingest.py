@@ -170,9 +170,8 @@ def embed_chunks(embedder: Embedder, chunks: Sequence[Chunk], batch_size: int,
     The model embeds sentences (each under its nearest heading,
     :func:`assistant.chunking.sentence_inputs`) and heading lines, never a whole chunk: a
     chunk's vector is the mean of its sentences plus its heading line (:data:`HEADER_WEIGHT`),
-    normalised. The
-    answerer needs the sentence vectors anyway, and one model pass per text keeps ingest
-    near the cost of embedding the chunks alone. A sentence or heading line that several
+    normalised. The answerer needs the sentence vectors anyway, and one model pass per text
+    keeps ingest near the cost of embedding the chunks alone. A sentence or heading line that several
     chunks share (overlapping pieces, one section's chunks) is embedded once."""
     dim = 0
     vectors: list[np.ndarray] = []
