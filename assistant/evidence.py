@@ -321,6 +321,12 @@ def _spread(sims: Sequence[float]) -> Callable[[float], float]:
     return lambda s: max(_SPREAD_FLOOR, (s - hi) / lead)
 
 
+def _above_floor(cosine: float, floor: float) -> float:
+    """A cosine above the embedder's similarity floor, as a share of the way from there to 1:
+    comparable across embedders (the gate splits on fixed values of it)."""
+    return max(0.0, (cosine - floor) / max(1.0 - floor, 1e-6))
+
+
 def candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: KeywordIndex,
                tokenize: Callable[[str], list[str]], *,
                similarity: Callable[[Chunk, list[str]], Sequence[float]] | None = None,
@@ -380,9 +386,7 @@ def candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: Keywor
         chunk_cov = cover(set().union(*term_sets, heading_terms, set(tokenize(ch.title))), weights)
         chunk_char = _char_cover(whole, grams, weights)
         chunk_key = sum(any(g in whole for g in grams[k]) for k in keys) / len(keys) if keys else 0.0
-        # The chunk's retrieval cosine above the embedder's floor, as a share of the way from
-        # there to 1: comparable across embedders (the gate splits on fixed values of it).
-        dense = max(0.0, (sc.dense_score - floor) / max(1.0 - floor, 1e-6)) if sc.dense_score is not None else 0.0
+        dense = _above_floor(sc.dense_score, floor) if sc.dense_score is not None else 0.0
         rarest_in = float(rarest is not None and normalize(rarest) in whole)
         names_in = sum(n in whole for n in names) / len(names) if names else 0.0
         lw = {t: weights[t] * local[t] for t in weights}
@@ -442,8 +446,7 @@ def candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: Keywor
                 chunk_cov, chunk_char, chunk_key, dense, unknown_mass, rarest_in, names_in, names_s,
                 float(bool(ch.section_path)), *shape_feats, spread(sim),
                 _char_cover(s_norm, grams, focus) if focus else 0.0,
-                # the sentence's own cosine above the floor, as ``dense`` is the chunk's
-                max(0.0, (sim - floor) / max(1.0 - floor, 1e-6)) if similarity is not None else 0.0,
+                _above_floor(sim, floor) if similarity is not None else 0.0,  # sent_dense
             )
             out.append(Candidate(rank, sc, ch.start + a, ch.start + b, s_text, feats, has_num, key_hit))
     if similarity is not None and info.foreign and out:

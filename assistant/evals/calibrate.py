@@ -460,8 +460,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     (out / "calibration.json").write_text(dumps(doc), encoding="utf-8")
     _plot(result["curve"], point, out / "refusal_curve.png")
     if args.write_model:
-        args.write_model.write_text(dumps(model.to_json()) + "\n",
-                                    encoding="utf-8")
+        args.write_model.write_text(dumps(model.to_json()) + "\n", encoding="utf-8")
     for f in doc["folds"]:
         print(f"LORO {f['held_out']}: top1 {f['top1']:.3f} FR {f['false_refusal_rate']:.3f} "
               f"RA {f['refusal_accuracy']:.3f} (t={f['threshold']})")
