@@ -181,6 +181,17 @@ GROUP_RE = re.compile(r"重点人群|人群|常住人口|户籍人口|人口|老
 
 #: Groups that stand for the whole population: a rate of 居民 and one of 常住人口 may be the same measure.
 _EVERYONE = frozenset({"居民", "人口", "常住人口", "户籍人口"})
+#: Everyday names of a group, folded to the name reports use: a question about 老人 asks about 老年人.
+_GROUP_NAMES = {"老人": "老年人", "病人": "患者"}
+
+
+def groups(text: str) -> set[str]:
+    """The population groups ``text`` names, in the reports' words (哪个城市 asks for a place, not a group).
+
+    >>> sorted(groups("给65岁以上老人查认知功能")), sorted(groups("重点人群签约率"))
+    (['老年人'], ['重点人群'])
+    """
+    return {_GROUP_NAMES.get(g.group(), g.group()) for g in GROUP_RE.finditer(text)} - {"城市"}
 
 
 def other_group(asked: str, stated: str) -> bool:
@@ -193,11 +204,35 @@ def other_group(asked: str, stated: str) -> bool:
     >>> other_group("居民签约率是多少", "常住人口签约率达40%"), other_group("签约率是多少", "重点人群签约率90%")
     (False, False)
     """
-    want = {g.group() for g in GROUP_RE.finditer(asked)} - {"城市"}  # 哪个城市 asks for a place
-    have = {g.group() for g in GROUP_RE.finditer(stated)}
+    want, have = groups(asked), groups(stated)
     if not want or not have or want & have:
         return False
     return not (want <= _EVERYONE and have <= _EVERYONE)
+
+
+def surely_other(asked: str, metric: str) -> bool:
+    """Is the record's measure surely not the asked one, whatever words either uses? It is when it
+    belongs to another domain (心理健康素养 / 健康素养), to another population group, lacks the
+    group the question narrows to (重点人群签约率 / 家庭医生签约率), or adds a qualifier of its own
+    (微创手术占比 / 日间手术占比). A record naming a group the question words another way is not
+    (一岁以内宝宝的死亡率 / 婴儿死亡率): the question may be it in everyday words, and the sentence
+    answerer judges what the report says.
+
+    >>> surely_other("重点人群签约率", "家庭医生签约率"), surely_other("一岁以内宝宝的死亡率", "婴儿死亡率")
+    (True, False)
+    >>> surely_other("居民签约率", "签约率"), surely_other("婴儿死亡率", "孕产妇死亡率")
+    (False, True)
+    >>> surely_other("日间手术占比", "微创手术占比")
+    True
+    """
+    q, m = _fold(asked), _fold(metric)
+    if _domains(q) != _domains(m):
+        return True
+    want, have = groups(q), groups(m)
+    if want and not want & have and not (want <= _EVERYONE and have <= _EVERYONE):
+        return True
+    # Besides the group it names, the record adds a qualifier of its own (微创手术占比 for 日间手术占比).
+    return _cjk(set(GROUP_RE.sub("", m)) - set(q)) > 1
 
 
 def _cjk(chars: set[str]) -> int:
@@ -305,4 +340,4 @@ def find_conflicts(records: Sequence[IndicatorRecord]) -> list[tuple[IndicatorRe
 
 __all__ = ["EMBEDDING_WEIGHT", "GROUP_RE", "MATCH_THRESHOLD", "NEAR_THRESHOLD", "SYNONYMS", "SYNONYM_COSINE",
            "IndicatorMatch", "MetricMatcher", "MetricScore", "compatible", "find_conflicts", "is_near", "ngram_score",
-           "other_group", "same_head", "same_measure"]
+           "groups", "other_group", "same_head", "same_measure", "surely_other"]

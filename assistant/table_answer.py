@@ -28,7 +28,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .indicator_match import IndicatorMatch, compatible, find_conflicts
+from .indicator_match import IndicatorMatch, find_conflicts, surely_other
 from .indicator_table import IndicatorTable
 from .indicators import Indicator, IndicatorRecord, Kind, normalize_metric
 from .query import QueryInfo
@@ -174,12 +174,14 @@ class TableAnswerer:
         """The related measures the reports state in scope ``g`` when the asked ones are surely not
         there; None when they may be: the name is not clearly a measure's, a report writes it word for
         word (the extractor missed it), nothing related is stated (the table may have missed it under
-        another name), or a related record may be it in fewer words (新增托位 for 新增3岁以下婴幼儿托位)."""
+        another name), or a related record may be it in other words (新增托位 for 新增3岁以下婴幼儿托位,
+        婴儿死亡率 for 一岁以内宝宝的死亡率): only a record of another domain or population group
+        (:func:`~assistant.indicator_match.surely_other`) is surely not the asked measure."""
         if not all(HEAD_RE.search(m) for m in metrics) or any(_literal_in(m, chunks, g) for m in metrics):
             return None
         near = [(metric, m) for metric in metrics for m in self.matcher.near(metric, pool)]
-        if not near or any(compatible(metric, m.indicator.metric) for metric, m in near):
-            return None  # nothing related to name, or a related record may be the asked one
+        if not near or not all(surely_other(metric, m.indicator.metric) for metric, m in near):
+            return None  # nothing related to name, or a related record may be the asked one in other words
         return tuple(dict.fromkeys(m.indicator.metric for _metric, m in near))[:4]
 
     def _near_miss(self, tq: TableQuestion, pools: Sequence[Sequence[IndicatorRecord]], scopes: Sequence[Filters],

@@ -13,8 +13,11 @@ from assistant.indicator_match import (
     MetricMatcher,
     compatible,
     find_conflicts,
+    groups,
     is_near,
     ngram_score,
+    other_group,
+    surely_other,
 )
 from assistant.indicator_store import IndicatorStore
 from assistant.indicator_table import IndicatorTable, resolve_city
@@ -66,6 +69,27 @@ def test_matches(asked: str, metric: str, how: str) -> None:
 def test_near_misses_do_not_match_but_are_named(asked: str, metric: str) -> None:
     assert ngram_score(asked, metric).score < MATCH_THRESHOLD
     assert is_near(asked, metric) and not compatible(asked, metric)
+
+
+@pytest.mark.parametrize(("asked", "metric", "other"), [
+    ("常住人口签约率", "重点人群签约率", True),  # another population group
+    ("重点人群签约率", "家庭医生签约率", True),  # the question narrows to a group the record lacks
+    ("居民心理健康素养水平", "居民健康素养水平", True),  # another domain
+    ("居民签约率", "常住人口签约率", False),  # both the whole population
+    ("一岁以内宝宝的死亡率", "婴儿死亡率", False),  # the group in everyday words: maybe the same measure
+    ("65岁以上老人认知功能筛查率", "65岁以上老年人认知功能筛查率", False),  # 老人 is 老年人
+    ("病人满意度", "患者满意度", False),
+    ("老人签约率", "儿童签约率", True),
+    ("日间手术占比", "微创手术占比", True),  # a qualifier of its own
+])
+def test_a_record_is_surely_another_measure_only_by_domain_or_group(asked: str, metric: str, other: bool) -> None:
+    assert surely_other(asked, metric) is other
+
+
+def test_everyday_group_names_are_the_reports_groups() -> None:
+    assert groups("给老人查认知功能") == {"老年人"} and groups("哪个城市的病人最多") == {"患者"}
+    assert not other_group("65岁以上老人认知功能筛查覆盖多大比例", "65岁以上老年人认知功能筛查率达100%")
+    assert other_group("老人签约率是多少", "重点人群签约率达90%")
 
 
 def test_a_broader_name_may_be_the_asked_count_but_not_the_asked_rate() -> None:

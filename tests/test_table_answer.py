@@ -33,6 +33,7 @@ SHAOXING = """绍兴市卫生健康局2024年工作总结
 一、主要成效
 （一）健康促进。居民健康素养水平达到41.2%,全年新增托位4100个。
 （二）基层卫生服务。重点人群签约率达85.6%。
+（三）妇幼健康。婴儿死亡率降至2.1‰,孕产妇死亡率降至5.2/10万。
 """
 # Restates a figure of seed 003 (东莞 2024: 常住人口签约率 58.62%) differently: a revised count.
 DONGGUAN_BRIEF = """东莞市卫生健康局2024年统计简报
@@ -154,6 +155,16 @@ def test_near_miss_metric_is_refused_naming_what_the_report_states(assistant: As
     assert ans.refused and ans.refusal is not None and ans.refusal.reason == "near_miss"
     assert ans.text.startswith(REFUSAL_PHRASE) and "重点人群签约率" in ans.text and "85.6" not in ans.text
     assert ans.refusal.closest  # points to the sections that came closest, as every refusal does
+
+
+def test_a_measure_asked_in_everyday_words_is_left_to_the_sentence_answerer(assistant: Assistant) -> None:
+    # 一岁以内宝宝 is 婴儿 in everyday words: the table may not refuse naming 婴儿死亡率 as what the
+    # report states "instead"; the sentence answerer judges the sentence that states it.
+    ans = assistant.ask("绍兴2024年一岁以内宝宝的死亡率是多少?")
+    assert ans.refusal is None or ans.refusal.reason != "near_miss"
+    # A group the reports name and the record lacks is another measure, however it is asked.
+    ans = assistant.ask("绍兴2024年新生儿死亡率是多少?")
+    assert ans.refusal is not None and ans.refusal.reason == "near_miss" and "婴儿死亡率" in ans.text
 
 
 def test_filters_the_user_set_scope_the_table_too(assistant: Assistant) -> None:
