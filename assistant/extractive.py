@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from .config import AnswerSettings
 from .evidence import Candidate, SentenceModel, cover, has_answer_type, list_items
 from .indicator_match import other_group
-from .query import QueryInfo, mentions_place
+from .query import ACHIEVED_RE, QueryInfo, mentions_place
 from .retrieval import matches
 from .text import clause_bounds
 from .types import REFUSAL_PHRASE, Chunk, Citation, Draft, Filters, ScoredChunk
@@ -107,7 +107,9 @@ def _heading_answer(info: QueryInfo, contexts: Sequence[ScoredChunk], weights: d
             return None
         term_sets = [set(tokenize(c.text + " ".join(c.section_path))) for c in ctx]
         best: tuple[float, tuple[str, ...]] | None = None
-        for path in {c.section_path[:i] for c in ctx for i in range(1, len(c.section_path) + 1)}:
+        # In the order the contexts were retrieved, so a tie goes to the better-retrieved section
+        # (a set's order would change with the process's string hashing: another answer per run).
+        for path in dict.fromkeys(c.section_path[:i] for c in ctx for i in range(1, len(c.section_path) + 1)):
             union: set[str] = set()
             under = 0
             for c, ts in zip(ctx, term_sets, strict=True):
@@ -136,6 +138,23 @@ def _heading_answer(info: QueryInfo, contexts: Sequence[ScoredChunk], weights: d
     if not parts:
         return None
     return _draft("".join(parts), cites)
+
+
+def _located_answer(best: Candidate, corpus: Sequence[Chunk]) -> Draft | None:
+    """Which part of its report states something, when the question's words do not pick the part out
+    (the user's words for the task are not the report's): the sections of the sentence the model
+    found, each heading quoted, and that sentence itself."""
+    ch = best.sc.chunk
+    cites: list[Citation] = []
+    for heading in ch.section_path:
+        cite = _cite_heading(heading, ch.doc_id, corpus, len(cites) + 1)
+        if cite is not None:
+            cites.append(cite)
+    if not cites:
+        return None
+    quote = Citation.from_chunk(len(cites) + 1, ch, best.start - ch.start, best.end - ch.start)
+    path = " › ".join(f"「{c.quote.strip()}」[{c.marker}]" for c in cites)
+    return _draft(f"该内容属于{path}。原文：{best.text.strip()}[{quote.marker}]", [*cites, quote])
 
 
 # A report's 落款: the issuing body on a line of its own, and the date it was signed on the next.
@@ -216,6 +235,19 @@ def speaks_of_missing(c: Candidate, info: QueryInfo) -> bool:
     return not (info.unknown_years and not info.years and not any(str(y) in where for y in info.unknown_years))
 
 
+# Words that put a figure in the future: what a plan aims at, not what was done.
+_TARGET_RE = re.compile(r"力争|确保|争取|预计|到20\d{2}年")
+
+
+def states_target(c: Candidate) -> bool:
+    """Does the sentence state an aim rather than a result? It does in a plan's section, or with words
+    that put its figure in the future (力争, 到2025年). A sentence that itself says 实际 (实际报销比例达到
+    90%) names the measure, so it may be what is asked."""
+    if ACHIEVED_RE.search(c.text):
+        return False
+    return c.sc.chunk.role == "plan" or bool(_TARGET_RE.search(c.text))
+
+
 def eligible(c: Candidate, info: QueryInfo) -> bool:
     """Can this sentence answer at all, whatever its score? Not when the question names a
     place or year it does not speak of, and not when the question asks for a figure (多少,
@@ -235,6 +267,8 @@ def eligible(c: Candidate, info: QueryInfo) -> bool:
             return False
     if info.answer_type == "rate" and other_group(info.question, c.text):
         return False
+    if info.wants_figure and info.wants_achieved and states_target(c):
+        return False  # asked what was actually done (实际建成了多少), the sentence states an aim
     if c.feature("ids_missing"):
         return False  # a passage on route 95M does not answer for route 32M
     if c.feature("label_line") and not info.wants_heading:
@@ -310,6 +344,10 @@ def answer(info: QueryInfo, contexts: Sequence[ScoredChunk], evidence: Sequence[
         if not pool:
             return refusal
         best = pool[0]
+        if info.wants_heading and corpus:  # the outline did not say where it is: the model's sentence does
+            located = _located_answer(best, corpus)
+            if located is not None:
+                return located
         picked.append(best)
         if info.wants_department:
             # The task (the chunk's heading sentence) and its (责任科室:…) note, together.

@@ -302,12 +302,11 @@ def _is_ordinal(t: str, n: NumberMention) -> bool:
     if before.endswith("(") and t[n.end : n.end + 1] == ")":
         return True
     nxt = t[n.end : n.end + 2]
+    marks = nxt[:1] in ("、", ")") or (nxt[:1] == "." and not nxt[1:].isdigit())
     at_line_start = n.start - len(before) == t.rfind("\n", 0, n.start) + 1
-    return (
-        at_line_start
-        and bool(_LINE_ORDINAL_PREFIX_RE.fullmatch(before))
-        and (nxt[:1] in ("、", ")") or (nxt[:1] == "." and not nxt[1:].isdigit()))
-    )
+    # A heading quoted in an answer keeps its numbering: 具体条目为「5.编制十四五规划」.
+    return marks and ((at_line_start and bool(_LINE_ORDINAL_PREFIX_RE.fullmatch(before)))
+                      or before.endswith(("「", "『")))
 
 
 def _inherit_units(mentions: list[NumberMention], t: str) -> list[NumberMention]:
@@ -363,7 +362,11 @@ def extract_numbers(text: str) -> list[NumberMention]:
 
 
 def numbers_to_check(text: str) -> list[NumberMention]:
-    """The numbers in ``text`` that are claims: no years, dates, markers or ordinals."""
+    """The numbers in ``text`` that are claims: no years, dates, markers or ordinals.
+
+    >>> [n.raw for n in numbers_to_check("具体条目为「5.编制十四五规划」,新建5个。")]
+    ['5个']
+    """
     return [n for n in extract_numbers(text) if not n.is_year]
 
 

@@ -23,13 +23,15 @@ _FIGURE_RE = re.compile(
 _DEPT_RE = re.compile(r"责任科室|哪个科室|哪些科室|什么科室|负责科室|牵头科室|科室负责|由哪|谁负责|责任单位|"
                       r"which (?:department|office)|responsible", re.I)
 _HEADING_RE = re.compile(r"第[（(]?[一二三四五六七八九十\d]+[)）]?大?部分|标题|哪几个部分|哪几部分|分为几|几个部分|"
-                         r"哪个部分|哪一部分|哪部分|属于哪|哪个板块|哪一项任务|哪个章节|哪一大部分|第几条|第几项|第几部分|归在|"
+                         r"哪个部分|哪一部分|哪部分|属于哪|哪[个一]?大?板?块|哪一项任务|哪个章节|哪一大部分|第几条|第几项|第几部分|归在|"
                          r"哪几个方面|哪些方面|章节|section|part (?:one|two|\d)|heading", re.I)
 _ISSUER_RE = re.compile(r"落款|(?:哪家|哪个|什么)(?:单位|机构|部门|机关)(?:印发|发布|下发|发的|发出|制定|出的)|"
                         r"由谁(?:印发|发布|下发)|谁(?:印发|发布|下发)|印发单位|发文单位|发文机关|发布单位|发布机构|成文日期|印发日期|发文日期|"
                         r"(?:哪天|哪一天|什么时候|何时)(?:印发|发布|下发|发文)|who issued|issued by", re.I)
 _REVIEW_RE = re.compile(r"总结|回顾|完成了?|取得|实现了|做了|成效|过去一年|review|achiev|last year", re.I)
 _PLAN_RE = re.compile(r"要点|计划|安排|目标|打算|将要|力争|拟|plan|target|goal", re.I)
+# Asked what was actually achieved: a target (计划新建6个) does not answer 实际建成了多少.
+ACHIEVED_RE = re.compile(r"实际|最终|实绩|actual|achieved", re.I)
 _COMPARE_RE = re.compile(
     r"比较|对比|相比|分别|各是|各自|差异|不同|和.{1,12}的|与.{1,12}的|compare|versus|vs\.?|both", re.I)
 # What the question word asks for, in order of precedence (see evidence.has_answer_type).
@@ -84,6 +86,7 @@ class QueryInfo:
     wants_list: bool = False  # 哪些, 有哪几项: answered by every item of an enumeration
     wants_last: bool = False  # the last part of a report
     wants_issuer: bool = False  # who issued the report and when (its 落款)
+    wants_achieved: bool = False  # 实际/最终 and nothing of a plan: what was done, not what was aimed at
     part_mark: str | None = None  # 第(八)部分 / (三) → "八" / "三": a heading asked for by its number
     foreign: bool = False  # mostly Latin letters: jieba terms will not meet the Chinese text
     answer_type: str | None = None  # number, count, rate, time, person, place, reason, title (see _ANSWER_TYPES)
@@ -237,6 +240,7 @@ def analyze(question: str, *, corpus_cities: Sequence[str], corpus_years: Sequen
         wants_figure=bool(_FIGURE_RE.search(q)) or answer_type == "rate", wants_department=bool(_DEPT_RE.search(q)),
         wants_heading=bool(_HEADING_RE.search(q)), wants_rank="第几" in q, wants_last="最后" in q,
         wants_list=bool(_LIST_RE.search(q)), wants_issuer=bool(_ISSUER_RE.search(q)),
+        wants_achieved=bool(ACHIEVED_RE.search(q)) and not _PLAN_RE.search(q) and "要求" not in q,
         part_mark=(part.group(1) or part.group(2)).strip("（()）") if part else None, foreign=is_foreign(q),
         answer_type=answer_type, units=tuple(units),
         filters=filters, groups=groups,

@@ -62,9 +62,9 @@ def test_a_count_of_people_is_not_answered_by_a_count_of_measures() -> None:
     assert has_answer_type("number", "全面落实“三个全覆盖”。", [])  # no units asked: any figure
 
 
-def _cand(text: str, rank: float, *, key_hit: bool = False, type_miss: bool = False) -> Candidate:
+def _cand(text: str, rank: float, *, key_hit: bool = False, type_miss: bool = False, role: str = "review") -> Candidate:
     chunk = Chunk(chunk_id=text[:6], doc_id="d", text=text, start=0, end=len(text), section_path=(), heading="",
-                  title="青岭县2024年工作总结", city="青岭县", doc_years=(2024,), year=2024, role="review",
+                  title="青岭县2024年工作总结", city="青岭县", doc_years=(2024,), year=2024, role=role,  # type: ignore[arg-type]
                   departments=(), token_count=len(text), embed_text=text, source_path="d.txt")
     f = [0.0] * len(FEATURES)
     f[FEATURES.index("rank_inv")] = rank
@@ -157,3 +157,78 @@ def test_a_passage_without_the_identifier_the_question_names_does_not_answer() -
     missing = replace(other, features=tuple(1.0 if f == "ids_missing" else v
                                             for f, v in zip(FEATURES, other.features, strict=True)))
     assert eligible(other, info) and not eligible(missing, info)
+
+
+@pytest.mark.parametrize(("question", "achieved"), [
+    ("青岭县2024年实际建成了几个村卫生室?", True),
+    ("青岭县2024年居民健康素养水平最终达到了多少?", True),
+    ("What was the actual signing rate of Qingling County in 2024?", True),
+    ("青岭县2024年村卫生室实际建成几个?2025年计划建几个?", False),  # both sides asked
+    ("青岭县2024年要求大病住院费用实际报销比例不低于多少?", False),  # a required level
+    ("青岭县2024年建成了几个村卫生室?", False),  # nothing says it must be the result
+])
+def test_a_question_may_ask_for_what_was_actually_achieved(question: str, achieved: bool) -> None:
+    assert _info(question).wants_achieved is achieved
+
+
+def test_an_aim_does_not_answer_what_was_actually_achieved() -> None:
+    from assistant.extractive import eligible, states_target
+
+    info = _info("青岭县2024年实际建成了几个村卫生室?")
+    plan = _cand("新建村卫生室12个。", 1.0, key_hit=True, role="plan")
+    aim = _cand("力争建成村卫生室12个。", 1.0, key_hit=True)
+    done = _cand("全年建成村卫生室9个。", 1.0, key_hit=True)
+    assert states_target(plan) and states_target(aim) and not states_target(done)
+    assert not eligible(plan, info) and not eligible(aim, info) and eligible(done, info)
+    assert eligible(plan, _info("青岭县2024年计划建成几个村卫生室?"))  # a plan answers for the plan
+    named = _cand("大病住院费用实际报销比例达到90%。", 1.0, key_hit=True, role="plan")
+    assert not states_target(named)  # 实际 is part of the measure's name here
+
+
+@pytest.mark.parametrize("question", [
+    "青岭县2025年体重管理门诊写在哪个大板块里?",
+    "青岭县2025年体重管理门诊放在哪个大块下面?",
+    "青岭县2025年体重管理门诊在哪一部分?",
+])
+def test_a_question_about_where_a_task_is_written_is_an_outline_question(question: str) -> None:
+    assert _info(question).wants_heading
+
+
+def test_which_part_states_a_task_is_read_off_the_sentence_the_model_found() -> None:
+    from assistant.extractive import _located_answer
+    from assistant.verification import verify_answer
+
+    text = "二、2025年工作安排\n（三）做优社区卫生服务\n推动每个社区卫生服务中心开设体重管理门诊,新增家庭病床300张。"
+    path = ("二、2025年工作安排", "（三）做优社区卫生服务")
+    sent = "推动每个社区卫生服务中心开设体重管理门诊,新增家庭病床300张。"
+    a = text.index(sent)
+    chunk = replace(_cand(text, 1.0).sc.chunk, section_path=path, heading=path[-1], role="plan")
+    cand = replace(_cand(sent, 1.0), sc=ScoredChunk(chunk, 1.0), start=a, end=a + len(sent))
+    draft = _located_answer(cand, [chunk])
+    assert draft is not None
+    assert draft.text.startswith("该内容属于「二、2025年工作安排」[1] › 「（三）做优社区卫生服务」[2]。")
+    assert [c.quote for c in draft.citations] == [*path, sent]  # each heading and the sentence, quoted
+    checked = verify_answer(draft.text, dict(draft.evidence))
+    assert all(s.supported for s in checked.sentences), checked.sentences  # 300张 is in the quoted sentence
+
+
+def test_where_a_task_is_written_does_not_change_between_runs() -> None:
+    """Two sections that cover the question equally: the better-retrieved one is named, whatever
+    order the process's string hashing would give a set of them."""
+    from assistant.extractive import _heading_answer
+    from assistant.text import terms
+
+    def chunk(ordinal: int, top: str, sub: str, body: str) -> Chunk:
+        text = f"{top}\n{sub}\n{body}"
+        base = _cand(text, 1.0).sc.chunk
+        return replace(base, chunk_id=f"c{ordinal}", text=text, start=ordinal * 1000, end=ordinal * 1000 + len(text),
+                       section_path=(top, sub), heading=sub, ordinal=ordinal)
+
+    a = chunk(0, "一、深化改革", "(二)家庭医生签约服务", "推进家庭医生签约服务。")
+    b = chunk(1, "五、人口工作", "(九)家庭医生签约服务", "推进家庭医生签约服务。")
+    info = _info("青岭县2024年家庭医生签约服务写在哪个部分?")
+    weights = {t: 1.0 for t in terms(info.question) if len(t) > 1 and t not in ("青岭县", "2024", "哪个", "部分")}
+    first = _heading_answer(info, [ScoredChunk(a, 1.0), ScoredChunk(b, 0.9)], weights, terms, [a, b])
+    second = _heading_answer(info, [ScoredChunk(b, 1.0), ScoredChunk(a, 0.9)], weights, terms, [a, b])
+    assert first is not None and second is not None
+    assert "一、深化改革" in first.text and "五、人口工作" in second.text
