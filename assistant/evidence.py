@@ -264,6 +264,9 @@ def list_items(text: str) -> float:
     return min(1.0, len(_ITEMS_RE.findall(text)) / 4.0)
 
 
+_SHARE_UNITS = frozenset({"%", "‰", "百分点"})
+
+
 def has_answer_type(kind: str | None, text: str, tokens: Sequence[str], units: Collection[str] = ()) -> bool:
     """Does ``text`` hold something of the kind the question word asks for? For a count whose
     ``units`` the question implies (:attr:`QueryInfo.units`: 出生人口 is counted in 人), a figure in
@@ -272,7 +275,10 @@ def has_answer_type(kind: str | None, text: str, tokens: Sequence[str], units: C
         return True
     if kind in ("number", "count"):
         nums = numbers_to_check(text)
-        return any(not n.unit or n.unit in units for n in nums) if units else bool(nums)
+        if units:
+            return any(not n.unit or n.unit in units for n in nums)
+        # A count (几家, 多少个) is never a share: 手术占比35% does not say how many hospitals.
+        return any(n.unit not in _SHARE_UNITS for n in nums) if kind == "count" else bool(nums)
     if kind == "rate":
         return any(n.unit in ("%", "‰", "百分点") or "成" in n.raw for n in numbers_to_check(text))
     if kind == "time":

@@ -58,6 +58,9 @@ _UNIT_CUES: tuple[tuple[frozenset[str], re.Pattern[str]], ...] = (
     (frozenset({"元"}), re.compile(r"多少钱|(?:多少|几)(?:十|百|千|万|亿)?元|费用|资金|经费|金额|的钱|花了?多少")),
     (frozenset({"岁"}), re.compile(r"寿命|(?:多少|几)岁|年龄(?!段)|how old|life expectancy", re.I)),
     (frozenset({"张", "床"}), re.compile(r"床位|(?:多少|几)张", re.I)),
+    # How long: a duration is written in units of time (3.15分钟), never as a count of things.
+    (frozenset({"秒", "分钟", "小时", "天", "日", "工作日", "周", "个月", "月", "年"}),
+     re.compile(r"多久(?![^，,。？?]{0,6}[一1]次)|多长时间|(?:多少|几)(?:秒|分钟|个?小时|天|个?工作日|周|个月)|how long", re.I)),
 )
 # A change or share of the thing counted is not counted in its units (费用增幅 is a percentage).
 _CHANGE_AFTER_RE = re.compile(r"[^，,。？?；;]{0,3}?(?:增幅|增速|增长|增加|下降|减少|幅度|率|比例|占比|比重)")

@@ -48,10 +48,20 @@ def test_a_rate_question_is_read_through_filler_words(question: str, kind: str) 
     ("青岭县2024年人均预期寿命是多少?", {"岁"}),
     ("青岭县2024年总费用增幅控制在多少?", set()),  # a change of a cost is a percentage
     ("青岭县2024年新建了多少个村卫生室?", set()),  # 个 says nothing of what is counted
+    ("青岭县2024年群众看病排队平均要等多久?", {"分钟", "小时", "天"}),  # a duration, in units of time
+    ("青岭县2024年多久开展一次健康体检?", set()),  # how often: a count of times may answer
 ])
 def test_the_units_a_count_is_written_in_come_from_what_it_counts(question: str, units: set[str]) -> None:
     assert units <= set(_info(question).units)
     assert bool(units) == bool(_info(question).units)
+
+
+def test_a_count_is_not_answered_by_a_share_nor_a_duration_by_a_count() -> None:
+    assert not has_answer_type("count", "手术占比、微创手术占比分别达35%、15%以上。", [])
+    assert has_answer_type("count", "全市共有三级甲等医院4家,占比20%。", [])
+    units = _info("青岭县2024年群众看病排队平均要等多久?").units
+    assert not has_answer_type("number", "整合1套指挥体系、8个医疗单元和9家定点医院。", [], units)
+    assert has_answer_type("number", "排队平均时间缩短到3.15分钟。", [], units)
 
 
 def test_a_count_of_people_is_not_answered_by_a_count_of_measures() -> None:
