@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from .config import AnswerSettings
 from .evidence import Candidate, SentenceModel, cover, has_answer_type, list_items
 from .indicator_match import other_group
-from .query import ACHIEVED_RE, QueryInfo, mentions_place
+from .query import ACHIEVED_RE, PART_YEAR_RE, QueryInfo, mentions_place
 from .retrieval import matches
 from .text import clause_bounds
 from .types import REFUSAL_PHRASE, Chunk, Citation, Draft, Filters, ScoredChunk
@@ -248,6 +248,11 @@ def states_target(c: Candidate) -> bool:
     return c.sc.chunk.role == "plan" or bool(_TARGET_RE.search(c.text))
 
 
+def for_part_of_year(c: Candidate) -> bool:
+    """Does the sentence (or the heading it stands under) count part of a year: 1—6月, 上半年, 一季度?"""
+    return bool(PART_YEAR_RE.search(c.text) or PART_YEAR_RE.search(" ".join(c.sc.chunk.section_path)))
+
+
 def eligible(c: Candidate, info: QueryInfo) -> bool:
     """Can this sentence answer at all, whatever its score? Not when the question names a
     place or year it does not speak of, and not when the question asks for a figure (多少,
@@ -269,6 +274,8 @@ def eligible(c: Candidate, info: QueryInfo) -> bool:
         return False
     if info.wants_figure and info.wants_achieved and states_target(c):
         return False  # asked what was actually done (实际建成了多少), the sentence states an aim
+    if info.wants_figure and info.wants_full_year and for_part_of_year(c):
+        return False  # asked for the whole year, the sentence counts 1—6月
     if c.feature("ids_missing"):
         return False  # a passage on route 95M does not answer for route 32M
     if c.feature("label_line") and not info.wants_heading:

@@ -30,6 +30,9 @@ _ISSUER_RE = re.compile(r"落款|(?:哪家|哪个|什么)(?:单位|机构|部门
                         r"(?:哪天|哪一天|什么时候|何时)(?:印发|发布|下发|发文)|who issued|issued by", re.I)
 _REVIEW_RE = re.compile(r"总结|回顾|完成了?|取得|实现了|做了|成效|过去一年|review|achiev|last year", re.I)
 _PLAN_RE = re.compile(r"要点|计划|安排|目标|打算|将要|力争|拟|plan|target|goal", re.I)
+# A part of the year: its figures are not the year's (1—6月总诊疗人次 is not 全年总诊疗人次).
+PART_YEAR_RE = re.compile(r"上半年|下半年|前三季度|(?:第?[一二三四1-4])季度|(?<!\d)1\s*[-—–~至到]\s*(?:[1-9]|1[01])\s*月")
+_FULL_YEAR_RE = re.compile(r"全年|全年度|whole year|full year", re.I)
 # Asked what was actually achieved: a target (计划新建6个) does not answer 实际建成了多少.
 ACHIEVED_RE = re.compile(r"实际|最终|实绩|actual|achieved", re.I)
 _COMPARE_RE = re.compile(
@@ -90,6 +93,7 @@ class QueryInfo:
     wants_last: bool = False  # the last part of a report
     wants_issuer: bool = False  # who issued the report and when (its 落款)
     wants_achieved: bool = False  # 实际/最终 and nothing of a plan: what was done, not what was aimed at
+    wants_full_year: bool = False  # 全年: a figure for part of the year (1—6月, 上半年) is another figure
     part_mark: str | None = None  # 第(八)部分 / (三) → "八" / "三": a heading asked for by its number
     foreign: bool = False  # mostly Latin letters: jieba terms will not meet the Chinese text
     answer_type: str | None = None  # number, count, rate, time, person, place, reason, title (see _ANSWER_TYPES)
@@ -244,6 +248,7 @@ def analyze(question: str, *, corpus_cities: Sequence[str], corpus_years: Sequen
         wants_heading=bool(_HEADING_RE.search(q)), wants_rank="第几" in q, wants_last="最后" in q,
         wants_list=bool(_LIST_RE.search(q)), wants_issuer=bool(_ISSUER_RE.search(q)),
         wants_achieved=bool(ACHIEVED_RE.search(q)) and not _PLAN_RE.search(q) and "要求" not in q,
+        wants_full_year=bool(_FULL_YEAR_RE.search(q)) and not PART_YEAR_RE.search(q),
         part_mark=(part.group(1) or part.group(2)).strip("（()）") if part else None, foreign=is_foreign(q),
         answer_type=answer_type, units=tuple(units),
         filters=filters, groups=groups,

@@ -242,3 +242,17 @@ def test_where_a_task_is_written_does_not_change_between_runs() -> None:
     second = _heading_answer(info, [ScoredChunk(b, 1.0), ScoredChunk(a, 0.9)], weights, terms, [a, b])
     assert first is not None and second is not None
     assert "一、深化改革" in first.text and "五、人口工作" in second.text
+
+
+def test_a_figure_for_part_of_the_year_does_not_answer_for_the_whole_year() -> None:
+    from assistant.extractive import eligible, for_part_of_year
+
+    info = _info("青岭县2024年全年医疗机构总诊疗人次是多少?")
+    assert info.wants_full_year and not _info("青岭县2024年上半年总诊疗人次是多少?").wants_full_year
+    half = _cand("1—6月,全县医疗机构总诊疗人次达126.5万人次。", 1.0, key_hit=True)
+    whole = _cand("全年全县医疗机构总诊疗人次达251.3万人次。", 1.0, key_hit=True)
+    assert for_part_of_year(half) and not for_part_of_year(whole)
+    assert not eligible(half, info) and eligible(whole, info)
+    under = replace(whole, sc=ScoredChunk(replace(whole.sc.chunk, section_path=("一、上半年工作进展",)), 1.0))
+    assert for_part_of_year(under)  # the heading says the section counts half a year
+    assert eligible(half, _info("青岭县2024年总诊疗人次是多少?"))  # 全年 not asked: the half-year figure may do
