@@ -103,7 +103,9 @@ def question_terms(info: QueryInfo, tokenize: Callable[[str], list[str]]) -> lis
     """The question's content terms: place and year names, question words and single
     Chinese characters dropped (they still count through the words that contain them)."""
     drop = {str(y) for y in (*info.years, *info.unknown_years)} | _place_names(info)
-    return [t for t in dict.fromkeys(tokenize(info.question))
+    # An English question's words cannot meet Chinese text; its glossary terms can.
+    text = " ".join(info.bridge) if info.bridge else info.question
+    return [t for t in dict.fromkeys(tokenize(text))
             if t not in drop and t not in _GENERIC and not (len(t) == 1 and not t.isascii())]
 
 
@@ -455,7 +457,7 @@ def candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: Keywor
                 _above_floor(sim, floor) if similarity is not None else 0.0,  # sent_dense
             )
             out.append(Candidate(rank, sc, ch.start + a, ch.start + b, s_text, feats, has_num, key_hit))
-    if similarity is not None and info.foreign and out:
+    if similarity is not None and info.foreign and not info.bridge and out:
         out = _with_similarity(out, flat)
     return out
 

@@ -240,7 +240,9 @@ class Assistant:
         clock.lap("analyze")
         qv = self.embedder.embed_query(standalone)
         clock.lap("embed")
-        contexts = self.retriever.retrieve(standalone, info.filters, groups=info.groups, query_vector=qv)
+        # An English question meets the Chinese text by keyword only through its glossary terms.
+        words = f"{standalone} {' '.join(info.bridge)}" if info.bridge else standalone
+        contexts = self.retriever.retrieve(words, info.filters, groups=info.groups, query_vector=qv)
         clock.lap("retrieve")
         return Request(question, standalone, info, tuple(contexts), query_vector=qv, timings=clock.timings,
                        notes=notes)

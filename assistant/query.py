@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 from .errors import LLMAuthError, LLMError, LLMModelNotFoundError
 from .gazetteer import Gazetteer
@@ -19,7 +20,7 @@ from .types import Filters, Refusal, RefusalReason, ScoredChunk, Warning, Warnin
 _YEAR_RE = re.compile(r"(?<!\d)((?:19|20)\d{2})(?!\d)")
 _FIGURE_RE = re.compile(
     r"多少|多久|多长时间|多高|多大|(?<!哪)几[个项家所名万人次岁张床%％]?|比例|比率|占比|百分之|目标值|数量|数值|达到?\s*[？?]|"
-    r"how many|how much|what (?:percentage|share|rate|number)|\brate\b|number of", re.I)
+    r"how many|how much|what (?:percentage|share|rate|number)|\brate\b|number of|life expectancy", re.I)
 _DEPT_RE = re.compile(r"责任科室|哪个科室|哪些科室|什么科室|负责科室|牵头科室|科室负责|由哪|谁负责|责任单位|"
                       r"which (?:department|office)|responsible", re.I)
 _HEADING_RE = re.compile(r"第[（(]?[一二三四五六七八九十\d]+[)）]?大?部分|标题|哪几个部分|哪几部分|分为几|几个部分|"
@@ -31,7 +32,8 @@ _ISSUER_RE = re.compile(r"落款|(?:哪家|哪个|什么)(?:单位|机构|部门
 _REVIEW_RE = re.compile(r"总结|回顾|完成了?|取得|实现了|做了|成效|过去一年|review|achiev|last year", re.I)
 _PLAN_RE = re.compile(r"要点|计划|安排|目标|打算|将要|力争|拟|plan|target|goal", re.I)
 # A part of the year: its figures are not the year's (1—6月总诊疗人次 is not 全年总诊疗人次).
-PART_YEAR_RE = re.compile(r"上半年|下半年|前三季度|(?:第?[一二三四1-4])季度|(?<!\d)1\s*[-—–~至到]\s*(?:[1-9]|1[01])\s*月")
+PART_YEAR_RE = re.compile(r"上半年|下半年|前三季度|(?:第?[一二三四1-4])季度"
+                          r"|(?<!\d)1\s*[-—–~至到]\s*(?:[1-9]|1[01])\s*月")
 _FULL_YEAR_RE = re.compile(r"全年|全年度|whole year|full year", re.I)
 # Asked what was actually achieved: a target (计划新建6个) does not answer 实际建成了多少.
 ACHIEVED_RE = re.compile(r"实际|最终|实绩|actual|achieved", re.I)
@@ -51,7 +53,7 @@ _ANSWER_TYPES: tuple[tuple[str, re.Pattern[str]], ...] = (
                         r"|what (?:percentage|share|rate)", re.I)),
     ("count", re.compile(r"几[个项家所名人次岁张床位条批台辆支种类]|多少[个项家所名人次张床位条批台辆支种类]"
                          r"|how many", re.I)),
-    ("number", re.compile(r"多少|多久|多长|多高|多大|多重|多远|几|how much|how long", re.I)),
+    ("number", re.compile(r"多少|多久|多长|多高|多大|多重|多远|几|how much|how long|life expectancy", re.I)),
 )
 # What a count is of, read from the question: the units a figure of that kind is written in. A
 # question about 出生人口 is not answered by 三个全覆盖, nor one about 经费 by 40个.
@@ -63,7 +65,8 @@ _UNIT_CUES: tuple[tuple[frozenset[str], re.Pattern[str]], ...] = (
     (frozenset({"张", "床"}), re.compile(r"床位|(?:多少|几)张", re.I)),
     # How long: a duration is written in units of time (3.15分钟), never as a count of things.
     (frozenset({"秒", "分钟", "小时", "天", "日", "工作日", "周", "个月", "月", "年"}),
-     re.compile(r"多久(?![^，,。？?]{0,6}[一1]次)|多长时间|(?:多少|几)(?:秒|分钟|个?小时|天|个?工作日|周|个月)|how long", re.I)),
+     re.compile(r"多久(?![^，,。？?]{0,6}[一1]次)|多长时间|(?:多少|几)(?:秒|分钟|个?小时|天|个?工作日|周|个月)"
+                r"|how long", re.I)),
 )
 # A change or share of the thing counted is not counted in its units (费用增幅 is a percentage).
 _CHANGE_AFTER_RE = re.compile(r"[^，,。？?；;]{0,3}?(?:增幅|增速|增长|增加|下降|减少|幅度|率|比例|占比|比重)")
@@ -94,6 +97,7 @@ class QueryInfo:
     wants_issuer: bool = False  # who issued the report and when (its 落款)
     wants_achieved: bool = False  # 实际/最终 and nothing of a plan: what was done, not what was aimed at
     wants_full_year: bool = False  # 全年: a figure for part of the year (1—6月, 上半年) is another figure
+    bridge: tuple[str, ...] = ()  # an English question's terms in the reports' Chinese (see bridge_terms)
     part_mark: str | None = None  # 第(八)部分 / (三) → "八" / "三": a heading asked for by its number
     foreign: bool = False  # mostly Latin letters: jieba terms will not meet the Chinese text
     answer_type: str | None = None  # number, count, rate, time, person, place, reason, title (see _ANSWER_TYPES)
@@ -136,6 +140,65 @@ def _city_aliases(cities: Sequence[str], gazetteer: Gazetteer | None = None) -> 
 
 
 _ALIAS_CACHE: dict[tuple[tuple[str, ...], int], dict[str, str]] = {}
+
+
+@lru_cache(maxsize=1)
+def _glossary() -> tuple[tuple[re.Pattern[str], tuple[str, ...]], ...]:
+    """``assistant/data/glossary_en.tsv``: English words of health policy, longest first."""
+    from importlib import resources
+
+    text = resources.files("assistant").joinpath("data", "glossary_en.tsv").read_text(encoding="utf-8")
+    rows = [line.split("\t") for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    rows.sort(key=lambda r: -len(r[0]))
+    return tuple((re.compile(rf"(?<![a-z]){re.escape(_plain(en))}(?![a-z])"), tuple(zh.split())) for en, zh in rows)
+
+
+def _plain(text: str) -> str:
+    """Lower case, hyphens as spaces: family-doctor is family doctor."""
+    return re.sub(r"\s+", " ", re.sub(r"[-_‐–]", " ", text.strip().lower()))
+
+
+def bridge_terms(question: str) -> tuple[str, ...]:
+    """An English question's words in the reports' Chinese, from the glossary: what keyword search
+    and the lexical signals can meet in Chinese text. Each span of the question is read once, by its
+    longest entry (infant mortality, not mortality).
+
+    >>> bridge_terms("What was the infant mortality rate in 2023?")
+    ('婴儿死亡率', '率')
+    """
+    low = _plain(question)
+    taken = [False] * len(low)
+    out: list[str] = []
+    for pattern, zh in _glossary():
+        for m in pattern.finditer(low):
+            if not any(taken[m.start() : m.end()]):
+                taken[m.start() : m.end()] = [True] * (m.end() - m.start())
+                out += zh
+    return tuple(dict.fromkeys(out))
+
+
+@lru_cache(maxsize=4096)
+def _pinyin_pattern(name: str) -> re.Pattern[str] | None:
+    """How a place is spelled in English: its pinyin syllables, run together or apart (Dongguan,
+    Xi'an, Dong Guan). None for names that are not all Chinese characters."""
+    if not name or not all("\u4e00" <= ch <= "\u9fff" for ch in name):
+        return None
+    from pypinyin import lazy_pinyin
+
+    return re.compile(r"\b" + r"[\s'’-]?".join(lazy_pinyin(name)) + r"\b")
+
+
+def _find_places_in_pinyin(q: str, aliases: dict[str, str]) -> list[tuple[str, int]]:
+    """Corpus places an English question names by their pinyin (only places the corpus has reports
+    for: a pinyin syllable run is too easily another word to name places at large)."""
+    low = q.lower()
+    found: list[tuple[str, int]] = []
+    for alias, city in sorted(aliases.items(), key=lambda kv: -len(kv[0])):
+        pattern = _pinyin_pattern(alias)
+        m = pattern.search(low) if pattern is not None else None
+        if m is not None and all(city != c for c, _ in found):
+            found.append((city, m.start()))
+    return sorted(found, key=lambda x: x[1])
 
 
 # After a place's short form these make it part of another name (永安号, 黄山路, 中山大学).
@@ -201,7 +264,7 @@ def analyze(question: str, *, corpus_cities: Sequence[str], corpus_years: Sequen
     explicit = explicit or Filters()
     q = question
     aliases = _city_aliases(corpus_cities, gazetteer)
-    mentions = _find_places(q, aliases, gazetteer)
+    mentions = _find_places_in_pinyin(q, aliases) if is_foreign(q) else _find_places(q, aliases, gazetteer)
     found = list(dict.fromkeys(c for c, _pos in mentions))
     unknown: list[str] = []
     for place, _n in gazetteer.find(q):
@@ -249,6 +312,7 @@ def analyze(question: str, *, corpus_cities: Sequence[str], corpus_years: Sequen
         wants_list=bool(_LIST_RE.search(q)), wants_issuer=bool(_ISSUER_RE.search(q)),
         wants_achieved=bool(ACHIEVED_RE.search(q)) and not _PLAN_RE.search(q) and "要求" not in q,
         wants_full_year=bool(_FULL_YEAR_RE.search(q)) and not PART_YEAR_RE.search(q),
+        bridge=bridge_terms(q) if is_foreign(q) else (),
         part_mark=(part.group(1) or part.group(2)).strip("（()）") if part else None, foreign=is_foreign(q),
         answer_type=answer_type, units=tuple(units),
         filters=filters, groups=groups,

@@ -201,3 +201,28 @@ def test_better_evidence_outside_an_inferred_year_wins_over_a_weaker_one_inside(
     # the filter still picks the report when it holds the answer
     inside = a.ask("2003年新建社区健身点多少个?")
     assert "12个" in inside.text and not inside.warnings_of(WarningKind.FILTER_RELAXED)
+
+
+# --- English questions over Chinese reports ----------------------------------------------------
+
+
+@pytest.mark.parametrize(("question", "expected"), [
+    ("How many family-doctor teams did Panyu District form in 2023?", ("广州市番禺区",)),
+    ("What was Guangzhou's family doctor contract rate in 2023?", ("广州市",)),
+    ("Compare Xi'an and Guangzhou", ("西安市", "广州市")),
+    ("What did the Panyuan report say?", ()),  # a syllable run inside another word is no place
+])
+def test_an_english_question_names_corpus_places_in_pinyin(question: str, expected: tuple[str, ...]) -> None:
+    info = analyze(question, corpus_cities=["广州市番禺区", "广州市", "西安市"], corpus_years=[2023], gazetteer=GAZ)
+    assert info.cities == expected
+
+
+def test_an_english_question_reaches_chinese_text_through_the_glossary(assistant: Assistant) -> None:
+    from assistant.query import bridge_terms
+
+    assert bridge_terms("What was the infant mortality rate?")[0] == "婴儿死亡率"  # the longest entry reads the span
+    assert "家庭医生" in bridge_terms("How many family-doctor teams?")  # hyphens are spaces
+    assert bridge_terms("国家卫生城市复审") == ()
+    req = assistant.prepare("How many community health service stations did Panyu District build in 2023?")
+    assert req.info.cities == ("广州市番禺区",) and "社区卫生" in req.info.bridge
+    assert req.contexts and req.contexts[0].chunk.source_path.endswith("panyu.txt")
