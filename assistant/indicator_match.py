@@ -339,5 +339,5 @@ def find_conflicts(records: Sequence[IndicatorRecord]) -> list[tuple[IndicatorRe
 
 
 __all__ = ["EMBEDDING_WEIGHT", "GROUP_RE", "MATCH_THRESHOLD", "NEAR_THRESHOLD", "SYNONYMS", "SYNONYM_COSINE",
-           "IndicatorMatch", "MetricMatcher", "MetricScore", "compatible", "find_conflicts", "is_near", "ngram_score",
-           "groups", "other_group", "same_head", "same_measure", "surely_other"]
+           "IndicatorMatch", "MetricMatcher", "MetricScore", "compatible", "find_conflicts", "groups", "is_near",
+           "ngram_score", "other_group", "same_head", "same_measure", "surely_other"]
