@@ -264,7 +264,8 @@ def eligible(c: Candidate, info: QueryInfo) -> bool:
     A figure of the asked kind answers only about the asked topic: a sentence that, with the
     one before it, shares no word and no character pair with the question (接种率达到98.5% for
     家庭医生签约率是多少) states someone else's figure, however sure the gate is that the report
-    was found."""
+    was found. Nor does an aim answer what was actually achieved (:func:`states_target`), or a
+    part of the year the whole year (:func:`for_part_of_year`)."""
     if info.answer_type in ("number", "count", "rate") and not info.wants_list:
         if c.feature("type_miss"):
             return False
