@@ -31,9 +31,12 @@ GOLD = ROOT / "evals" / "gold.jsonl"
 SEEDS = ROOT / "seeds"
 SEED_NAMES = {p.name for p in SEEDS.iterdir()}
 
-# Floors the broken-retriever runs must trip; generous enough that a working pipeline passes.
+# Floors the broken-retriever runs must trip; generous enough that a working pipeline passes (it
+# scores about 0.97 fact recall on this subset). Without retrieval the indicator table still
+# answers the comparisons, rankings and trends (5 of the 14 answerable items), and random contexts
+# sometimes hold the right section: 0.43 was measured, so the fact-recall floor sits well above it.
 FLOORS = {"hit@5": {"min": 0.5, "tolerance": 0.02}, "mrr": {"min": 0.4, "tolerance": 0.02},
-          "fact_recall": {"min": 0.4, "tolerance": 0.02},
+          "fact_recall": {"min": 0.6, "tolerance": 0.02},
           "false_refusal_rate": {"max": 0.5, "tolerance": 0.0}}
 _RATES_OUTSIDE_0_1 = ("n_", "latency_", "answer_chars", "prompt_tokens", "completion_tokens",
                       "numbers_missing_per_answer", "judge_")
