@@ -185,7 +185,9 @@ def _pinyin_pattern(name: str) -> re.Pattern[str] | None:
         return None
     from pypinyin import lazy_pinyin
 
-    return re.compile(r"\b" + r"[\s'’-]?".join(lazy_pinyin(name)) + r"\b")
+    # ü is written u, v or ü (吕梁: Lüliang, Lvliang, Luliang).
+    syllables = [re.escape(p).replace("v", "(?:v|u|ü)") for p in lazy_pinyin(name)]
+    return re.compile(r"\b" + r"[\s'’-]?".join(syllables) + r"\b")
 
 
 def _find_places_in_pinyin(q: str, aliases: dict[str, str]) -> list[tuple[str, int]]:

@@ -211,9 +211,12 @@ def test_better_evidence_outside_an_inferred_year_wins_over_a_weaker_one_inside(
     ("What was Guangzhou's family doctor contract rate in 2023?", ("广州市",)),
     ("Compare Xi'an and Guangzhou", ("西安市", "广州市")),
     ("What did the Panyuan report say?", ()),  # a syllable run inside another word is no place
+    ("How many clinics did Lüliang build?", ("吕梁市",)),  # ü as written in English
+    ("How many clinics did Lvliang build?", ("吕梁市",)),
 ])
 def test_an_english_question_names_corpus_places_in_pinyin(question: str, expected: tuple[str, ...]) -> None:
-    info = analyze(question, corpus_cities=["广州市番禺区", "广州市", "西安市"], corpus_years=[2023], gazetteer=GAZ)
+    info = analyze(question, corpus_cities=["广州市番禺区", "广州市", "西安市", "吕梁市"], corpus_years=[2023],
+                   gazetteer=GAZ)
     assert info.cities == expected
 
 
