@@ -208,19 +208,34 @@ _ITEM_RE = re.compile(r"^\s*(?:[一二三四五六七八九十]+是|[①②③�
 _MAX_ITEMS = 8
 
 
+_SEMICOLONS = ("；", ";")
+
+
 def _enumeration(best: Candidate, evidence: Sequence[Candidate]) -> list[Candidate]:
-    """A list stated over several sentences (一是…二是…, ①②③, (1)(2)): every item of the run
-    of enumerated sentences the best one belongs to, in order; [] when it is not in one."""
+    """A list stated over several sentences (一是…二是…, ①②③, (1)(2)) or over the clauses of one
+    (split at its semicolons): every item of the run the best one belongs to, in order; [] when it
+    is not in one."""
     same = sorted((c for c in evidence if c.sc.chunk.chunk_id == best.sc.chunk.chunk_id), key=lambda c: c.start)
     i = next((k for k, c in enumerate(same) if c.start == best.start), None)
-    if i is None or not _ITEM_RE.search(same[i].text):
+    if i is None:
         return []
     lo = hi = i
-    while lo > 0 and _ITEM_RE.search(same[lo - 1].text):
-        lo -= 1
-    while hi + 1 < len(same) and _ITEM_RE.search(same[hi + 1].text):
-        hi += 1
-    return same[lo : hi + 1][:_MAX_ITEMS]
+    if _ITEM_RE.search(same[i].text):
+        while lo > 0 and _ITEM_RE.search(same[lo - 1].text):
+            lo -= 1
+        while hi + 1 < len(same) and _ITEM_RE.search(same[hi + 1].text):
+            hi += 1
+    else:
+        # One sentence whose clauses are the items, split at its semicolons (扩大艾滋病检测…；
+        # 扩大耐药结核病筛查…；开展慢性病、地方病防控…。): the clauses of the run, in order.
+        def run_on(k: int) -> bool:
+            return same[k].text.rstrip().endswith(_SEMICOLONS) and same[k + 1].start - same[k].end <= 1
+
+        while lo > 0 and run_on(lo - 1):
+            lo -= 1
+        while hi + 1 < len(same) and run_on(hi):
+            hi += 1
+    return same[lo : hi + 1][:_MAX_ITEMS] if hi > lo else []
 
 
 def speaks_of_missing(c: Candidate, info: QueryInfo) -> bool:

@@ -256,3 +256,18 @@ def test_a_figure_for_part_of_the_year_does_not_answer_for_the_whole_year() -> N
     under = replace(whole, sc=ScoredChunk(replace(whole.sc.chunk, section_path=("一、上半年工作进展",)), 1.0))
     assert for_part_of_year(under)  # the heading says the section counts half a year
     assert eligible(half, _info("青岭县2024年总诊疗人次是多少?"))  # 全年 not asked: the half-year figure may do
+
+
+def test_a_list_stated_as_one_sentence_of_semicolon_clauses_is_quoted_whole() -> None:
+    from assistant.extractive import _enumeration
+
+    text = "（三）加强疾病防治。扩大艾滋病检测覆盖面；推进结核病筛查；开展地方病防控工作。全年投入经费300万元。"
+    chunk = replace(_cand(text, 1.0).sc.chunk, text=text, end=len(text))
+    parts = ["（三）加强疾病防治。", "扩大艾滋病检测覆盖面；", "推进结核病筛查；", "开展地方病防控工作。", "全年投入经费300万元。"]
+    cands = []
+    for p in parts:
+        a = text.index(p)
+        cands.append(replace(_cand(p, 1.0), sc=ScoredChunk(chunk, 1.0), start=a, end=a + len(p)))
+    items = _enumeration(cands[2], cands)
+    assert [c.text for c in items] == parts[1:4]  # the clauses of the run, not the heading or what follows
+    assert _enumeration(cands[4], cands) == []  # a sentence on its own is no list
