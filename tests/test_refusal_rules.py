@@ -263,7 +263,8 @@ def test_a_list_stated_as_one_sentence_of_semicolon_clauses_is_quoted_whole() ->
 
     text = "（三）加强疾病防治。扩大艾滋病检测覆盖面；推进结核病筛查；开展地方病防控工作。全年投入经费300万元。"
     chunk = replace(_cand(text, 1.0).sc.chunk, text=text, end=len(text))
-    parts = ["（三）加强疾病防治。", "扩大艾滋病检测覆盖面；", "推进结核病筛查；", "开展地方病防控工作。", "全年投入经费300万元。"]
+    parts = ["（三）加强疾病防治。", "扩大艾滋病检测覆盖面；", "推进结核病筛查；", "开展地方病防控工作。",
+             "全年投入经费300万元。"]
     cands = []
     for p in parts:
         a = text.index(p)
