@@ -227,20 +227,6 @@ def _align(segments: Sequence[str], text: str, cap: int) -> float:
     return min(1.0, longest_common(segments, text) / min(cap, total)) if total else 0.0
 
 
-def _is_label(s_norm: str, labels: Collection[str]) -> bool:
-    """Is a sentence the report's title or one of its headings? A heading set inline ends in a full
-    stop and its section's text runs on after it (18、加强重大疾病防治。进一步扩大…): it is the heading
-    all the same.
-
-    >>> _is_label("18、加强重大疾病防治。", {"18、加强重大疾病防治"}), _is_label("全年新建村卫生室12个。", {"(一)基层"})
-    (True, False)
-    """
-    bare = s_norm.rstrip("。.；;")
-    if s_norm in labels or (bare and bare in labels):
-        return True
-    return len(s_norm) <= 30 and s_norm[-1:] not in "。！？；!?;." and any(s_norm in x or x in s_norm for x in labels)
-
-
 def _gram_share(grams: frozenset[str], text: str) -> float:
     return sum(g in text for g in grams) / len(grams) if grams else 0.0
 
@@ -445,7 +431,8 @@ def candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: Keywor
                            _align(shape.left, s_norm, 8), _align(shape.right, s_norm, 8),
                            float(any(t in s_norm[:12] for t in subject)), subject_in, piece_min,
                            # the report's title or a heading names a topic; it states nothing
-                           float(_is_label(s_norm, labels)),
+                           float(s_norm in labels or (len(s_norm) <= 30 and s_norm[-1:] not in "。！？；!?;."
+                                                      and any(s_norm in x or x in s_norm for x in labels))),
                            names_missing,
                            # a list question (哪些, 分别是什么) is answered by a sentence that enumerates
                            list_items(s_norm) if info.wants_list else 0.0, ids_missing)
