@@ -103,8 +103,9 @@ def question_terms(info: QueryInfo, tokenize: Callable[[str], list[str]]) -> lis
     """The question's content terms: place and year names, question words and single
     Chinese characters dropped (they still count through the words that contain them)."""
     drop = {str(y) for y in (*info.years, *info.unknown_years)} | _place_names(info)
-    # An English question's words cannot meet Chinese text; its glossary terms can.
-    text = " ".join(info.bridge) if info.bridge else info.question
+    # An English question's words cannot meet Chinese text; its glossary terms can. A Chinese
+    # question keeps its words and adds the reports' terms for its everyday ones.
+    text = " ".join(info.bridge) if info.foreign and info.bridge else f"{info.question} {' '.join(info.bridge)}"
     return [t for t in dict.fromkeys(tokenize(text))
             if t not in drop and t not in _GENERIC and not (len(t) == 1 and not t.isascii())]
 

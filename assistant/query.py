@@ -97,7 +97,7 @@ class QueryInfo:
     wants_issuer: bool = False  # who issued the report and when (its 落款)
     wants_achieved: bool = False  # 实际/最终 and nothing of a plan: what was done, not what was aimed at
     wants_full_year: bool = False  # 全年: a figure for part of the year (1—6月, 上半年) is another figure
-    bridge: tuple[str, ...] = ()  # an English question's terms in the reports' Chinese (see bridge_terms)
+    bridge: tuple[str, ...] = ()  # the question's words in the reports' terms (see bridge_terms)
     part_mark: str | None = None  # 第(八)部分 / (三) → "八" / "三": a heading asked for by its number
     foreign: bool = False  # mostly Latin letters: jieba terms will not meet the Chinese text
     answer_type: str | None = None  # number, count, rate, time, person, place, reason, title (see _ANSWER_TYPES)
@@ -142,15 +142,26 @@ def _city_aliases(cities: Sequence[str], gazetteer: Gazetteer | None = None) -> 
 _ALIAS_CACHE: dict[tuple[tuple[str, ...], int], dict[str, str]] = {}
 
 
+def _rows(name: str) -> list[list[str]]:
+    """The entries of a packaged word list (``assistant/data/NAME``), longest first."""
+    from importlib import resources
+
+    text = resources.files("assistant").joinpath("data", name).read_text(encoding="utf-8")
+    rows = [line.split("\t") for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    return sorted(rows, key=lambda r: -len(r[0]))
+
+
 @lru_cache(maxsize=1)
 def _glossary() -> tuple[tuple[re.Pattern[str], tuple[str, ...]], ...]:
     """``assistant/data/glossary_en.tsv``: English words of health policy, longest first."""
-    from importlib import resources
+    return tuple((re.compile(rf"(?<![a-z]){re.escape(_plain(en))}(?![a-z])"), tuple(zh.split()))
+                 for en, zh in _rows("glossary_en.tsv"))
 
-    text = resources.files("assistant").joinpath("data", "glossary_en.tsv").read_text(encoding="utf-8")
-    rows = [line.split("\t") for line in text.splitlines() if line.strip() and not line.startswith("#")]
-    rows.sort(key=lambda r: -len(r[0]))
-    return tuple((re.compile(rf"(?<![a-z]){re.escape(_plain(en))}(?![a-z])"), tuple(zh.split())) for en, zh in rows)
+
+@lru_cache(maxsize=1)
+def _lay_terms() -> tuple[tuple[re.Pattern[str], tuple[str, ...]], ...]:
+    """``assistant/data/lay_terms_zh.tsv``: everyday words for what reports name officially."""
+    return tuple((re.compile(re.escape(lay)), tuple(terms.split())) for lay, terms in _rows("lay_terms_zh.tsv"))
 
 
 def _plain(text: str) -> str:
@@ -159,17 +170,21 @@ def _plain(text: str) -> str:
 
 
 def bridge_terms(question: str) -> tuple[str, ...]:
-    """An English question's words in the reports' Chinese, from the glossary: what keyword search
-    and the lexical signals can meet in Chinese text. Each span of the question is read once, by its
-    longest entry (infant mortality, not mortality).
+    """The question's words in the reports' own terms: an English question's from the glossary
+    (``glossary_en.tsv``), a Chinese question's everyday words from ``lay_terms_zh.tsv`` (宝宝 →
+    婴儿). What keyword search and the lexical signals can meet in the text. Each span of the
+    question is read once, by its longest entry (infant mortality, not mortality).
 
     >>> bridge_terms("What was the infant mortality rate in 2023?")
     ('婴儿死亡率', '率')
+    >>> bridge_terms("2024年一岁以内宝宝的死亡率是多少?")
+    ('婴儿', '婴幼儿')
     """
-    low = _plain(question)
+    foreign = is_foreign(question)
+    low = _plain(question) if foreign else question
     taken = [False] * len(low)
     out: list[str] = []
-    for pattern, zh in _glossary():
+    for pattern, zh in _glossary() if foreign else _lay_terms():
         for m in pattern.finditer(low):
             if not any(taken[m.start() : m.end()]):
                 taken[m.start() : m.end()] = [True] * (m.end() - m.start())
@@ -314,7 +329,7 @@ def analyze(question: str, *, corpus_cities: Sequence[str], corpus_years: Sequen
         wants_list=bool(_LIST_RE.search(q)), wants_issuer=bool(_ISSUER_RE.search(q)),
         wants_achieved=bool(ACHIEVED_RE.search(q)) and not _PLAN_RE.search(q) and "要求" not in q,
         wants_full_year=bool(_FULL_YEAR_RE.search(q)) and not PART_YEAR_RE.search(q),
-        bridge=bridge_terms(q) if is_foreign(q) else (),
+        bridge=bridge_terms(q),
         part_mark=(part.group(1) or part.group(2)).strip("（()）") if part else None, foreign=is_foreign(q),
         answer_type=answer_type, units=tuple(units),
         filters=filters, groups=groups,

@@ -229,3 +229,16 @@ def test_an_english_question_reaches_chinese_text_through_the_glossary(assistant
     req = assistant.prepare("How many community health service stations did Panyu District build in 2023?")
     assert req.info.cities == ("广州市番禺区",) and "社区卫生" in req.info.bridge
     assert req.contexts and req.contexts[0].chunk.source_path.endswith("panyu.txt")
+
+
+def test_a_question_in_everyday_words_also_searches_the_reports_terms() -> None:
+    from assistant.evidence import question_terms
+    from assistant.text import terms
+
+    info = analyze("青岭县2024年一岁以内宝宝的死亡率降到了多少?", corpus_cities=["青岭县"], corpus_years=[2024],
+                   gazetteer=GAZ)
+    assert info.bridge == ("婴儿", "婴幼儿")
+    got = question_terms(info, terms)
+    assert "宝宝" in got and "婴儿" in got  # the question's own words still count
+    assert analyze("青岭县2024年婴儿死亡率是多少?", corpus_cities=["青岭县"], corpus_years=[2024],
+                   gazetteer=GAZ).bridge == ()
