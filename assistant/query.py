@@ -179,13 +179,23 @@ def bridge_terms(question: str) -> tuple[str, ...]:
     ('婴儿死亡率', '率')
     >>> bridge_terms("2024年一岁以内宝宝的死亡率是多少?")
     ('婴儿', '婴幼儿')
+    >>> bridge_terms("家庭医生签约率是多少?")  # 医生 inside 家庭医生 is no everyday word
+    ()
     """
     foreign = is_foreign(question)
     low = _plain(question) if foreign else question
+    if not foreign:
+        # Whole words only: 医生 in 家庭医生 is the report's own term, not an everyday word.
+        from .text import word_spans
+
+        spans = word_spans(low)
+        starts, ends = {a for a, _ in spans}, {b for _, b in spans}
     taken = [False] * len(low)
     out: list[str] = []
     for pattern, zh in _glossary() if foreign else _lay_terms():
         for m in pattern.finditer(low):
+            if not foreign and (m.start() not in starts or m.end() not in ends):
+                continue
             if not any(taken[m.start() : m.end()]):
                 taken[m.start() : m.end()] = [True] * (m.end() - m.start())
                 out += zh
