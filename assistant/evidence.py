@@ -283,7 +283,7 @@ def has_answer_type(kind: str | None, text: str, tokens: Sequence[str], units: C
         # A count (几家, 多少个) is never a share: 手术占比35% does not say how many hospitals.
         return any(n.unit not in _SHARE_UNITS for n in nums) if kind == "count" else bool(nums)
     if kind == "rate":
-        return any(n.unit in ("%", "‰", "百分点") or "成" in n.raw for n in numbers_to_check(text))
+        return any(n.unit in _SHARE_UNITS or "成" in n.raw for n in numbers_to_check(text))
     if kind == "time":
         return bool(_TIME_RE.search(text))
     if kind == "reason":

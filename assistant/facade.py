@@ -240,7 +240,8 @@ class Assistant:
         clock.lap("analyze")
         qv = self.embedder.embed_query(standalone)
         clock.lap("embed")
-        # An English question meets the Chinese text by keyword only through its glossary terms.
+        # Keyword search also looks for the reports' terms for the question's words (an English
+        # question's glossary terms, a Chinese question's everyday words: query.bridge_terms).
         words = f"{standalone} {' '.join(info.bridge)}" if info.bridge else standalone
         contexts = self.retriever.retrieve(words, info.filters, groups=info.groups, query_vector=qv)
         clock.lap("retrieve")

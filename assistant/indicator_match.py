@@ -226,11 +226,11 @@ def surely_other(asked: str, metric: str) -> bool:
     True
     """
     q, m = _fold(asked), _fold(metric)
-    if _domains(q) != _domains(m):
+    if _domains(q) != _domains(m) or other_group(q, m):
         return True
-    want, have = groups(q), groups(m)
-    if want and not want & have and not (want <= _EVERYONE and have <= _EVERYONE):
-        return True
+    want = groups(q)
+    if want and not groups(m) and not want <= _EVERYONE:
+        return True  # the question narrows to a group the record does not name
     # Besides the group it names, the record adds a qualifier of its own (微创手术占比 for 日间手术占比).
     return _cjk(set(GROUP_RE.sub("", m)) - set(q)) > 1
 
