@@ -19,9 +19,9 @@ from collections.abc import Callable, Sequence
 from .config import AnswerSettings
 from .evidence import Candidate, SentenceModel, cover, has_answer_type, list_items
 from .indicator_match import other_group
-from .query import ACHIEVED_RE, PART_YEAR_RE, QueryInfo, mentions_place
+from .query import ACHIEVED_RE, PART_YEAR_RE, QueryInfo, mentions_place, section_kinds
 from .retrieval import matches
-from .text import clause_bounds
+from .text import answer_sentences, clause_bounds
 from .types import REFUSAL_PHRASE, Chunk, Citation, Draft, Filters, ScoredChunk
 
 
@@ -64,11 +64,14 @@ def _trim(text: str, start: int, end: int, weights: dict[str, float], tokenize: 
 
 
 def _heading_span(heading: str, doc_id: str, corpus: Sequence[Chunk]) -> tuple[Chunk, int, int] | None:
+    """Where ``heading`` (a section label: its whitespace taken out) stands in the report's text,
+    which may space it (第一部分　2021年主要工作)."""
+    spaced = re.compile(r"\s*".join(map(re.escape, heading)))
     for ch in corpus:
         if ch.doc_id == doc_id:
-            i = ch.text.find(heading)
-            if i >= 0:
-                return ch, i, i + len(heading)
+            m = spaced.search(ch.text)
+            if m:
+                return ch, m.start(), m.end()
     return None
 
 
@@ -94,7 +97,7 @@ def _heading_answer(info: QueryInfo, contexts: Sequence[ScoredChunk], weights: d
     elif info.part_mark:
         mark = info.part_mark
         heads = list(dict.fromkeys(h for c in allowed for h in c.section_path))
-        hits = [h for h in heads if h.startswith((f"({mark})", f"（{mark}）", f"{mark}、"))]
+        hits = [h for h in heads if h.startswith((f"({mark})", f"（{mark}）", f"{mark}、", f"第{mark}部分"))]
         if hits:
             pick = next((h for h in hits for c in allowed if h in c.section_path
                          and any(p in info.question for p in c.section_path[:-1] for p in [p[2:]])), hits[0])
@@ -128,6 +131,11 @@ def _heading_answer(info: QueryInfo, contexts: Sequence[ScoredChunk], weights: d
             wanted = [("该内容属于", path[-2]), ("具体条目为", path[-1])]
         else:
             wanted = [("这些内容属于" if not is_leaf else "该内容属于", path[-1])]
+    return _headings_draft(wanted, doc_id, corpus)
+
+
+def _headings_draft(wanted: Sequence[tuple[str, str]], doc_id: str, corpus: Sequence[Chunk]) -> Draft | None:
+    """``label「heading」[n]。`` for each (label, heading), each heading quoted from the report."""
     cites: list[Citation] = []
     parts = []
     for label, heading in wanted:
@@ -138,6 +146,17 @@ def _heading_answer(info: QueryInfo, contexts: Sequence[ScoredChunk], weights: d
     if not parts:
         return None
     return _draft("".join(parts), cites)
+
+
+def _kind_heading(info: QueryInfo, doc_id: str, corpus: Sequence[Chunk],
+                  tokenize: Callable[[str], list[str]]) -> str | None:
+    """The first heading of the report that names a kind of part the question asks for (对下一年的
+    安排 → 第三部分 2022年工作打算), looked for in the whole report: its year is the report's."""
+    asked = _asked_kinds(info, tokenize)
+    if not asked:
+        return None
+    return next((h for c in sorted((c for c in corpus if c.doc_id == doc_id), key=lambda c: c.start)
+                 for h in c.section_path if asked & _kinds_named(h, tokenize)), None)
 
 
 def _located_answer(best: Candidate, corpus: Sequence[Chunk]) -> Draft | None:
@@ -204,7 +223,7 @@ def _draft(text: str, citations: Sequence[Citation]) -> Draft:
 
 
 _ITEM_RE = re.compile(r"^\s*(?:[一二三四五六七八九十]+是|[①②③④⑤⑥⑦⑧⑨⑩]|[（(][一二三四五六七八九十\d]{1,2}[)）]"
-                      r"|\d{1,2}[.、．])|[；;，,。]\s*(?:[一二三四五六七八九十]+是|[①②③④⑤⑥⑦⑧⑨⑩])")
+                      r"|\d{1,2}[.、．])|[；;，,。：:]\s*(?:[一二三四五六七八九十]+是|[①②③④⑤⑥⑦⑧⑨⑩])")
 _MAX_ITEMS = 8
 
 
@@ -236,6 +255,78 @@ def _enumeration(best: Candidate, evidence: Sequence[Candidate]) -> list[Candida
         while hi + 1 < len(same) and run_on(hi):
             hi += 1
     return same[lo : hi + 1][:_MAX_ITEMS] if hi > lo else []
+
+
+def _item_style(text: str) -> str:
+    """How an item is numbered, with the number itself left out: （一） → （一）, 二是 → 一是, 3. → 1."""
+    m = _ITEM_RE.search(text)
+    mark = m.group(0).strip(" ；;，,。：:") if m else ""
+    return re.sub(r"\d{1,2}", "1", re.sub(r"[一二三四五六七八九十]+", "一", re.sub(r"[①-⑩]", "①", mark)))
+
+
+def _kinds_named(text: str, tokenize: Callable[[str], list[str]]) -> set[int]:
+    """Which kinds of report part (:func:`assistant.query.section_kinds`) ``text`` names: a kind's
+    word as a word of its own (计划 inside 计划生育 names no plan)."""
+    toks = set(tokenize(text))
+    return {i for i, kind in enumerate(section_kinds())
+            for w in toks.intersection(kind) if not any(w in t and t != w and t not in kind for t in toks)}
+
+
+def _asked_kinds(info: QueryInfo, tokenize: Callable[[str], list[str]]) -> set[int]:
+    """The kinds of report part the question asks for, in its own words or its everyday ones'
+    report terms (没做好 → 不足)."""
+    return _kinds_named(" ".join((info.question, *info.bridge)), tokenize)
+
+
+def _section_items(info: QueryInfo, evidence: Sequence[Candidate], corpus: Sequence[Chunk],
+                   tokenize: Callable[[str], list[str]]) -> list[Candidate]:
+    """A list question that asks for the items of a kind of report part (哪些不足, 有哪些困难,
+    下一步有哪些打算) is answered by the part whose heading names that kind in any of its words
+    (三、存在的问题): its numbered lines and sentences (（一）…, 一是…, 1.), or else its
+    subsections' first lines, or else its sentences, in order, read from the whole report (retrieval need not have
+    brought every item). [] when no retrieved part's heading names the kind."""
+    asked = _asked_kinds(info, tokenize)
+    if not asked:
+        return []
+    target: tuple[str, tuple[str, ...]] | None = None
+    for c in sorted(evidence, key=lambda c: (c.ctx_rank, c.start)):
+        path = c.sc.chunk.section_path
+        depth = next((i + 1 for i, h in enumerate(path) if asked & _kinds_named(h, tokenize)), 0)
+        if depth:
+            target = (c.sc.chunk.doc_id, path[:depth])
+            break
+    if target is None:
+        return []
+    doc, path = target
+    under: list[Candidate] = []
+    done = -1  # chunks overlap: a sentence starting before the end of one taken is taken already
+    for ch in sorted((c for c in corpus if c.doc_id == doc and c.section_path[: len(path)] == path),
+                     key=lambda c: c.start):
+        sc = ScoredChunk(ch, 0.0)
+        for a, b in answer_sentences(ch.text):
+            text = ch.text[a:b]
+            if ch.start + a >= done and text.strip() not in path:
+                under.append(Candidate(len(under), sc, ch.start + a, ch.start + b, text, (), False, False))
+                done = ch.start + b
+    numbered = [c for c in under if _ITEM_RE.search(c.text)]
+    if len(numbered) > 1:
+        # The items of the part's own level: its first numbering style ((一), not the 1. inside it).
+        return [c for c in numbered if _item_style(c.text) == _item_style(numbered[0].text)][:_MAX_ITEMS]
+    children: dict[str, Candidate] = {}  # unnumbered subsections: the first line of each
+    for c in under:
+        p = c.sc.chunk.section_path
+        if len(p) > len(path):
+            children.setdefault(p[len(path)], c)
+    return (list(children.values()) if len(children) > 1 else under)[:_MAX_ITEMS]
+
+
+def _opens_list(info: QueryInfo, evidence: Sequence[Candidate], threshold: float) -> bool:
+    """Does a list question's best sentence open a list (从哪几个方面推进 → 从三个方面推进：一是…)?
+    Then the list answers it, though the question reads as one about the outline too."""
+    if not info.wants_list:
+        return False
+    pool = standing(evidence, info, threshold)
+    return bool(pool) and len(_enumeration(pool[0], evidence)) > 1
 
 
 def speaks_of_missing(c: Candidate, info: QueryInfo) -> bool:
@@ -337,7 +428,7 @@ def answer(info: QueryInfo, contexts: Sequence[ScoredChunk], evidence: Sequence[
         signed = _issuer_answer(contexts, corpus)
         if signed is not None:
             return signed
-    if info.wants_heading and not info.comparison and corpus:
+    if info.wants_heading and not info.comparison and corpus and not _opens_list(info, evidence, model.threshold):
         located = _heading_answer(info, contexts, weights, tokenize, corpus)
         if located is not None:
             return located
@@ -360,6 +451,8 @@ def answer(info: QueryInfo, contexts: Sequence[ScoredChunk], evidence: Sequence[
                 picked.append(pool[0])
         if not picked:
             return refusal
+    elif info.wants_list and (items := _section_items(info, evidence, corpus, tokenize)):
+        picked = items
     else:
         notes = [c for c in evidence if duty(c)]
         pool = sorted({id(c): c for c in (*notes, *standing(evidence, info, model.threshold))}.values(),
@@ -367,8 +460,14 @@ def answer(info: QueryInfo, contexts: Sequence[ScoredChunk], evidence: Sequence[
         if not pool:
             return refusal
         best = pool[0]
-        if info.wants_heading and corpus:  # the outline did not say where it is: the model's sentence does
-            located = _located_answer(best, corpus)
+        items = _enumeration(best, evidence) if info.wants_list else []
+        if info.wants_heading and corpus and len(items) < 2:
+            # The outline did not say where it is: the model's sentence does (unless it opens a
+            # list the question asks for: 从哪几个方面推进 wants the 一是…二是… of that sentence).
+            # A kind of part asked for by another name is that part, when the sentence is not in it.
+            kind = _kind_heading(info, best.sc.chunk.doc_id, corpus, tokenize)
+            located = _headings_draft([("该内容属于", kind)], best.sc.chunk.doc_id, corpus) \
+                if kind is not None and kind not in best.sc.chunk.section_path else _located_answer(best, corpus)
             if located is not None:
                 return located
         picked.append(best)
@@ -379,10 +478,9 @@ def answer(info: QueryInfo, contexts: Sequence[ScoredChunk], evidence: Sequence[
                 head = next((c for c in evidence if c.sc is dept.sc and c.start == dept.sc.chunk.start), None)
                 picked = [c for c in (head, dept) if c is not None]
                 best = dept
-        if info.wants_list:
-            items = _enumeration(best, evidence)
-            if len(items) > 1:
-                picked = items
+                items = _enumeration(best, evidence) if info.wants_list else []
+        if len(items) > 1:
+            picked = items
         for c in pool[1:]:
             if len(picked) >= s.max_sentences or info.wants_list:
                 break

@@ -37,8 +37,8 @@ from .types import Chunk, Document, Section
 
 # Bump when parsing, chunking or embedding changes, so files are done again on the next ingest
 # (5: chunk flags; 6: sentence vectors, chunk vectors made of them; 7: sentences embedded
-# under their nearest heading).
-PARSER_VERSION = "7"
+# under their nearest heading; 8: parts numbered 第一部分 open sections).
+PARSER_VERSION = "8"
 # Chunks embedded and written together. A Chroma write call costs more the larger the
 # collection (one chunk: 0.01 s into an empty one, 0.6 s into one of 4,000 chunks), so a call
 # per file made writes 65 s of a 318 s ingest of 105 short files; a group bounds what a crash

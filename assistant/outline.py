@@ -1,7 +1,7 @@
 """Parse a report's outline into a section tree.
 
-Chinese government reports number their parts ``一、`` › ``（一）`` › ``1.``/``1、`` ›
-``（1）``, in any nesting order, with numbering that restarts under each part (or
+Chinese government reports number their parts ``第一部分`` › ``一、`` › ``（一）`` ›
+``1.``/``1、`` › ``（1）``, in any nesting order, with numbering that restarts under each part (or
 runs on across parts).  Headings usually start a line, but some portals flatten a
 report into one long line, so a marker is also accepted inline, after whitespace
 or a sentence end, when its number is the next one expected at that level.
@@ -19,12 +19,13 @@ _CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四":
               "七": 7, "八": 8, "九": 9}
 
 _MARKER_RE = re.compile(
-    r"(?P<cn_top>[一二三四五六七八九十]{1,3})[、．]"
+    r"第(?P<part>[一二三四五六七八九十]{1,3}|\d{1,2})(?:部分|章|篇)"
+    r"|(?P<cn_top>[一二三四五六七八九十]{1,3})[、．]"
     r"|[（(](?P<cn_paren>[一二三四五六七八九十]{1,3})[)）]"
     r"|[（(](?P<ar_paren>\d{1,2})[)）]"
     r"|(?P<ar_dot>\d{1,2})(?:、|[.．](?![\d%]))"
 )
-_STYLES = ("cn_top", "cn_paren", "ar_dot", "ar_paren")
+_STYLES = ("part", "cn_top", "cn_paren", "ar_dot", "ar_paren")
 _HEADING_END = "。！？；\n"
 _DEPT_RE = re.compile(r"[（(]\s*责任(?:科室|处室|单位|部门)\s*[:：]\s*([^)）]{1,80})[)）]")
 MAX_HEADING = 80
@@ -119,8 +120,8 @@ def parse_outline(doc: Document) -> Section:
     last_seen: dict[str, int] = {}
     for start, mend, style, number in _candidates(text):
         line_start = _at_line_start(text, start)
-        if not line_start and not _inline_ok(text, start):
-            continue
+        if not line_start and (style == "part" or not _inline_ok(text, start)):
+            continue  # 第二部分 inside a sentence refers to a part; only a line of its own opens one
         depth = next((i for i, o in enumerate(stack) if o.style == style), None)
         sibling_prev = stack[depth].number if depth is not None else 0
         expected = {1, sibling_prev + 1, last_seen.get(style, 0) + 1}

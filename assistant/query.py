@@ -70,7 +70,8 @@ _UNIT_CUES: tuple[tuple[frozenset[str], re.Pattern[str]], ...] = (
 )
 # A change or share of the thing counted is not counted in its units (费用增幅 is a percentage).
 _CHANGE_AFTER_RE = re.compile(r"[^，,。？?；;]{0,3}?(?:增幅|增速|增长|增加|下降|减少|幅度|率|比例|占比|比重)")
-_LIST_RE = re.compile(r"哪些|哪几[个项类种方面条]|有哪几|包括什么|包括哪|几个方面|都有什么|分别是什么|列举"
+_LIST_RE = re.compile(r"哪些|哪几[个项类种方面条块件]|哪[两二三四五六七八九十]\s*[个项类种条件家所大]|有哪几"
+                      r"|包括什么|包括哪|几个方面|都有什么|分别是什么|列举"
                       r"|which (?:ones|measures)", re.I)
 _PART_RE = re.compile(
     r"第\s*([（(]?[一二三四五六七八九十]+[)）]?)\s*(?:大?部分|条|项)|([（(][一二三四五六七八九十]+[)）])")
@@ -162,6 +163,33 @@ def _glossary() -> tuple[tuple[re.Pattern[str], tuple[str, ...]], ...]:
 def _lay_terms() -> tuple[tuple[re.Pattern[str], tuple[str, ...]], ...]:
     """``assistant/data/lay_terms_zh.tsv``: everyday words for what reports name officially."""
     return tuple((re.compile(re.escape(lay)), tuple(terms.split())) for lay, terms in _rows("lay_terms_zh.tsv"))
+
+
+@lru_cache(maxsize=1)
+def section_kinds() -> tuple[tuple[str, ...], ...]:
+    """``assistant/data/section_kinds_zh.tsv``: the words that name one kind of part of a work
+    report (问题, 不足, 短板 … ; 打算, 安排, 思路 …), one tuple per kind.
+
+    >>> {"问题", "不足", "困难"} <= set(next(k for k in section_kinds() if "短板" in k))
+    True
+    """
+    return tuple(tuple(words.split()) for _, words in _rows("section_kinds_zh.tsv"))
+
+
+def kind_terms(question: str) -> tuple[str, ...]:
+    """For a question that names a kind of report part as a word of its own (哪些不足), the other
+    words of that kind that headings most often use (the first four of its line): what the part's
+    heading may call it.
+
+    >>> kind_terms("2023年有哪些短板?")
+    ('问题', '不足', '困难')
+    >>> kind_terms("计划生育工作有哪些?")  # 计划 inside 计划生育 names no plan
+    ()
+    """
+    from .text import word_spans
+
+    words = {question[a:b] for a, b in word_spans(question)}
+    return tuple(w for kind in section_kinds() if words & set(kind) for w in kind[:4] if w not in words)
 
 
 def _plain(text: str) -> str:
@@ -339,7 +367,7 @@ def analyze(question: str, *, corpus_cities: Sequence[str], corpus_years: Sequen
         wants_list=bool(_LIST_RE.search(q)), wants_issuer=bool(_ISSUER_RE.search(q)),
         wants_achieved=bool(ACHIEVED_RE.search(q)) and not _PLAN_RE.search(q) and "要求" not in q,
         wants_full_year=bool(_FULL_YEAR_RE.search(q)) and not PART_YEAR_RE.search(q),
-        bridge=bridge_terms(q),
+        bridge=bridge_terms(q) + (kind_terms(q) if _LIST_RE.search(q) else ()),
         part_mark=(part.group(1) or part.group(2)).strip("（()）") if part else None, foreign=is_foreign(q),
         answer_type=answer_type, units=tuple(units),
         filters=filters, groups=groups,
