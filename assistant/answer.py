@@ -138,6 +138,23 @@ def unsupported_warning(text: str, reason: str) -> Warning:
     return Warning(WarningKind.UNSUPPORTED, f"未被引文支持的句子（{reason}）: {text}")
 
 
+def score_sides(cands: Sequence[Candidate], model: SentenceModel, info: QueryInfo) -> list[Candidate]:
+    """:func:`assistant.evidence.score` the candidates; a comparison's sides each on their own, so
+    a side's best sentence is judged against that side's others, not against the other side's
+    best (湖州2022年和西湖区2023年的…分别是多少: 湖州's sentence is not a runner-up to 西湖区's)."""
+    def ok(c: Candidate) -> bool:
+        return eligible(c, info)
+
+    if not (info.comparison and info.groups):
+        return score(cands, model, ok)
+    sides: dict[int, list[Candidate]] = {}
+    for c in cands:
+        side = next((i for i, g in enumerate(info.groups) if matches(c.sc.chunk, g)), -1)
+        sides.setdefault(side, []).append(c)
+    out = [c for part in sides.values() for c in score(part, model, ok)]
+    return sorted(out, key=lambda c: -c.rank_score)
+
+
 class AnswerStage:
     """Generates and finishes answers. Thread-safe: it holds read-only state, and the
     embedder's similarity floor, measured at most once behind a lock."""
@@ -267,7 +284,7 @@ class AnswerStage:
 
         contexts = tuple(sc for sc in req.contexts if not sc.chunk.suspect)
         cands = candidates(req.info, contexts, corpus.keyword, self.tokenize, similarity=similarity, floor=floor)
-        return tuple(score(cands, self.model, lambda c: eligible(c, req.info)))
+        return tuple(score_sides(cands, self.model, req.info))
 
     def assess(self, req: Request, corpus: Corpus, widen: Callable[[], Sequence[ScoredChunk]] | None = None) -> Request:
         """Score the evidence; with inferred filters, also weigh the whole corpus (``widen``):

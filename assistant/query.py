@@ -128,10 +128,17 @@ def _city_aliases(cities: Sequence[str], gazetteer: Gazetteer | None = None) -> 
     if cached is not None:
         return cached
     out: dict[str, str] = {}
+    # A district's own name (西湖区) is several cities' (杭州, 南昌): it names the one of them the
+    # corpus has a report for, when it has one.
+    own: dict[str, list[str]] = {}
+    for c in cities:
+        p = gazetteer.get(c) if gazetteer is not None else None
+        if p is not None and p.parent and p.name.startswith(p.parent):
+            own.setdefault(p.name[len(p.parent):], []).append(c)
     for c in cities:
         names = gazetteer.aliases_of(c) if gazetteer is not None else [c]
         short = re.sub(r"(市|县|区|自治州|地区|盟)$", "", c)
-        for a in [*names, short]:
+        for a in [*names, short, *(d for d, cs in own.items() if cs == [c])]:
             if len(a) >= 2:
                 out.setdefault(a, c)
     if len(_ALIAS_CACHE) > 8:  # a handful of corpora per process at most
@@ -326,6 +333,12 @@ def analyze(question: str, *, corpus_cities: Sequence[str], corpus_years: Sequen
         if place.name not in corpus_cities and place.name not in found and not any(
                 place.short in c or c.startswith(place.short) or c.startswith(place.name) for c in found):
             unknown.append(place.name)
+    if unknown:
+        # 西湖区 inside 南昌市西湖区 is not the corpus's 杭州市西湖区.
+        covered = {i for u in unknown for a in gazetteer.aliases_of(u) for m in re.finditer(re.escape(a), q)
+                   for i in range(m.start(), m.end())}
+        kept = [(c, pos) for c, pos in mentions if pos not in covered]
+        found = list(dict.fromkeys(c for c, _pos in kept))
     years = [int(y) for y in _YEAR_RE.findall(q)]
     years = list(dict.fromkeys(years))
     known_years = [y for y in years if y in corpus_years]

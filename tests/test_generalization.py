@@ -70,6 +70,17 @@ def test_a_district_is_found_by_every_name_it_goes_by(question: str) -> None:
     assert info.cities == ("广州市番禺区",) and info.filters.cities == ("广州市番禺区",)
 
 
+@pytest.mark.parametrize(("question", "cities", "unknown"), [
+    ("西湖区2023年孕产妇死亡率是多少?", ("杭州市西湖区",), ()),  # two cities have one; the corpus has one
+    ("杭州西湖区2023年孕产妇死亡率是多少?", ("杭州市西湖区",), ()),
+    ("南昌市西湖区2023年孕产妇死亡率是多少?", (), ("南昌市西湖区",)),  # the other one: not the corpus's
+])
+def test_a_district_name_two_cities_share_names_the_one_the_corpus_has(question: str, cities: tuple[str, ...],
+                                                                        unknown: tuple[str, ...]) -> None:
+    info = analyze(question, corpus_cities=["杭州市西湖区", "湖州市"], corpus_years=[2023], gazetteer=GAZ)
+    assert info.cities == cities and info.unknown_places == unknown
+
+
 def test_a_city_question_is_not_filled_with_its_districts() -> None:
     info = analyze("广州市2023年家庭医生签约率是多少?", corpus_cities=["广州市番禺区", "广州市"], corpus_years=[2023],
                    gazetteer=GAZ)

@@ -272,3 +272,24 @@ def test_a_list_stated_as_one_sentence_of_semicolon_clauses_is_quoted_whole() ->
     items = _enumeration(cands[2], cands)
     assert [c.text for c in items] == parts[1:4]  # the clauses of the run, not the heading or what follows
     assert _enumeration(cands[4], cands) == []  # a sentence on its own is no list
+
+
+def test_each_side_of_a_comparison_is_judged_against_its_own_sentences() -> None:
+    from assistant.answer import score_sides
+
+    info = analyze("青岭县和白水县2024年的签约率分别是多少?", corpus_cities=["青岭县", "白水县"], corpus_years=[2024],
+                   gazetteer=GAZ)
+    assert info.comparison and len(info.groups) == 2
+    w = [0.0] * len(FEATURES)
+    w[FEATURES.index("rank_inv")] = 1.0
+    gate = [0.0] * len(GATE_FEATURES)
+    gate[1] = 3.0  # margin: a sentence far ahead of the others answers
+    model = SentenceModel(tuple(w), 0.0, threshold=0.7, gate=tuple(gate), gate_bias=0.0)
+    qing = [_cand("青岭县签约率达到45%。", 3.0), _cand("青岭县新建卫生室12个。", 0.5)]
+    bai_best = _cand("白水县签约率达到41%。", 2.0)
+    bai_best = replace(bai_best, sc=ScoredChunk(replace(bai_best.sc.chunk, city="白水县", chunk_id="bai"), 1.0))
+    scored = {c.text: c.score for c in score_sides([*qing, bai_best], model, info)}
+    # White Water's only sentence answers its side, though Qingling's best ranks above it.
+    assert scored["白水县签约率达到41%。"] > 0.7 and scored["青岭县签约率达到45%。"] > 0.7
+    whole = {c.text: c.score for c in score([*qing, bai_best], model)}
+    assert whole["白水县签约率达到41%。"] < 0.7  # judged against the other side it would not stand
