@@ -63,6 +63,8 @@ _GENERIC = frozenset([
     # what kind of statement is asked for (a target, a plan), not what it is about: a plan
     # states 签约率达到60% without the word 目标
     "目标", "目标值", "计划", "预计", "打算",
+    # who issued the report (宜宾市卫健委2023年的…): it picks the report, as a place does
+    "卫健委", "卫健局", "卫健", "健委", "卫生健康委", "卫生健康委员会", "卫生健康局", "卫计委", "卫生局",
 ])
 _RANK_RE = re.compile(r"第\s*[\d一二三四五六七八九十]+")
 _TIME_RE = re.compile(r"(?<!\d)(?:1[0-9]|20)\d{2}\s*年|\d{1,2}\s*月|\d{1,2}\s*日|世纪|年代|朝|时期"
@@ -102,12 +104,15 @@ def _place_names(info: QueryInfo) -> set[str]:
 def question_terms(info: QueryInfo, tokenize: Callable[[str], list[str]]) -> list[str]:
     """The question's content terms: place and year names, question words and single
     Chinese characters dropped (they still count through the words that contain them)."""
-    drop = {str(y) for y in (*info.years, *info.unknown_years)} | _place_names(info)
+    drop = {str(y) for y in (*info.years, *info.unknown_years)}
+    places = _place_names(info)
     # An English question's words cannot meet Chinese text; its glossary terms can. A Chinese
     # question keeps its words and adds the reports' terms for its everyday ones.
     text = " ".join(info.bridge) if info.foreign and info.bridge else f"{info.question} {' '.join(info.bridge)}"
+    # A place's pieces go with it (宜宾市 → 宜宾, 宾市: the second is no word of any sentence).
     return [t for t in dict.fromkeys(tokenize(text))
-            if t not in drop and t not in _GENERIC and not (len(t) == 1 and not t.isascii())]
+            if t not in drop and not any(t in p for p in places) and t not in _GENERIC
+            and not (len(t) == 1 and not t.isascii())]
 
 
 def term_weights(qterms: Sequence[str], kw: KeywordIndex) -> dict[str, float]:

@@ -8,9 +8,10 @@ picks the threshold, with splits it never tunes on:
 * **CMRC 2018** (out of genre): the questions *not* in the benchmark's fixed evaluation
   sample (:func:`assistant.evals.cmrc.sample_questions`) are the tuning set; the sample
   itself is only measured.
-* **The seed gold set** (in genre), **leave one report out**: for each of the five
-  reports, the model is fitted on the gold items of the other four (plus CMRC tuning
-  questions), its threshold chosen there, and it is tested on the held-out report's items.
+* **The in-genre gold sets, leave one report out**: the seed gold set, its paraphrases and
+  the tuning split of our own reports (``evals/tuning``). For each report, the model is
+  fitted on the gold items of the others (plus CMRC tuning questions), its threshold chosen
+  there, and it is tested on the left-out report's items.
 * **The held-out reports** (``evals/heldout``) are never used here at all.
 
 A candidate is positive when it contains a gold answer span (CMRC) or overlaps an
@@ -417,14 +418,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--write-model", type=Path, default=None,
                     help="write the fitted model here (the packaged one: assistant/data/sentence_model.json)")
     ap.add_argument("--gold", type=Path, action="append", default=None,
-                    help="gold sets over the seed reports to tune on (repeatable) [default: the bundled one and "
-                         "evals/paraphrase_gold.jsonl when present]")
+                    help="gold sets over the --corpus reports to tune on (repeatable) [default: the bundled one, "
+                         "evals/paraphrase_gold.jsonl and evals/tuning/gold.jsonl when present]")
+    ap.add_argument("--corpus", type=Path, action="append", default=None,
+                    help="folders of reports the gold sets ask about (repeatable) [default: the seeds and "
+                         "evals/tuning/reports when present]")
     ap.add_argument("--records", type=Path, default=None,
                     help="cache of the CMRC candidate features (.npz): read if it exists, else written")
     args = ap.parse_args(argv)
     t0 = time.time()
-    seeds = eval_assistant(Assistant(Settings()), seeds_dir())
-    gold_files = args.gold or [gold_path(), *[p for p in [Path("evals/paraphrase_gold.jsonl")] if p.is_file()]]
+    corpus = args.corpus or [seeds_dir(), *[p for p in [Path("evals/tuning/reports")] if p.is_dir()]]
+    seeds = eval_assistant(Assistant(Settings()), corpus)
+    gold_files = args.gold or [gold_path(), *[p for p in [Path("evals/paraphrase_gold.jsonl"),
+                                                           Path("evals/tuning/gold.jsonl")] if p.is_file()]]
     gold = [item for f in gold_files for item in load_gold(f)]
     seed_records = collect_gold(seeds, gold)
     if args.records and args.records.is_file():
@@ -454,7 +460,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     loro = loro_eval(seeds, gold, result["folds"], out)
     point = dict(model.meta)["tune_point"]
     doc = {"model": model.to_json(), "curve": result["curve"], "curves": result["curves"], "point": point,
-           "loro": loro, "gold_files": [str(f) for f in gold_files],
+           "loro": loro, "gold_files": [str(f) for f in gold_files], "corpus": [str(d) for d in corpus],
            "folds": [{k: v for k, v in f.items() if k != "model"} for f in result["folds"]],
            "seconds": round(time.time() - t0, 1)}
     (out / "calibration.json").write_text(dumps(doc), encoding="utf-8")
