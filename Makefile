@@ -45,10 +45,13 @@ report: install
 	$(BIN)/assistant eval --out evals/reports
 	$(BIN)/assistant eval --gold evals/heldout/gold.jsonl --corpus evals/heldout/reports --corpus seeds \
 	    --out evals/reports/heldout
+	$(BIN)/assistant eval --gold evals/tuning/gold.jsonl --corpus evals/tuning/reports --corpus seeds \
+	    --out evals/reports/tuning
 	$(BIN)/assistant eval --benchmark cmrc2018 --data $(CMRC) --out evals/reports/cmrc2018
 
 # Refit the extractive answerer's sentence model (ranker, gate, refusal threshold) on the
-# tuning splits (CMRC questions outside its eval sample; the seed gold set, leave one report out).
+# tuning splits (CMRC questions outside its eval sample; the seed, paraphrase and evals/tuning
+# gold sets, leave one report out).
 calibrate: install
 	$(BIN)/python -m assistant.evals.calibrate --cmrc $(CMRC) --out evals/reports/calibration \
 	    --write-model assistant/data/sentence_model.json
