@@ -96,9 +96,10 @@ class Candidate:
 
 
 def _place_names(info: QueryInfo) -> set[str]:
-    """The places a question filters on (or names though no report covers them), in full
-    and without their suffix: they pick reports, they are not what a sentence must say."""
-    return {n for c in (*info.cities, *info.unknown_places) for n in (c, re.sub(r"(市|县|区)$", "", c))}
+    """The places a question filters on (or names though no report covers them, or names to say
+    where another is), in full and without their suffix: they pick reports, they are not what a
+    sentence must say."""
+    return {n for c in (*info.cities, *info.unknown_places, *info.locating) for n in (c, re.sub(r"(市|县|区)$", "", c))}
 
 
 def question_terms(info: QueryInfo, tokenize: Callable[[str], list[str]]) -> list[str]:

@@ -142,7 +142,7 @@ def _headings_draft(wanted: Sequence[tuple[str, str]], doc_id: str, corpus: Sequ
         cite = _cite_heading(heading, doc_id, corpus, len(cites) + 1)
         if cite is not None:
             cites.append(cite)
-            parts.append(f"{label}「{heading}」[{cite.marker}]。")
+            parts.append(f"{label}「{cite.quote.strip()}」[{cite.marker}]。")  # as the report writes it
     if not parts:
         return None
     return _draft("".join(parts), cites)
@@ -458,7 +458,12 @@ def answer(info: QueryInfo, contexts: Sequence[ScoredChunk], evidence: Sequence[
         pool = sorted({id(c): c for c in (*notes, *standing(evidence, info, model.threshold))}.values(),
                       key=lambda c: -c.rank_score)
         if not pool:
-            return refusal
+            # No sentence says it, but a question for a kind of part (对下一年的安排放在哪一部分) is
+            # answered by the heading of the best report that names the kind.
+            kind = _kind_heading(info, contexts[0].chunk.doc_id, corpus, tokenize) \
+                if info.wants_heading and corpus else None
+            return (_headings_draft([("该内容属于", kind)], contexts[0].chunk.doc_id, corpus)
+                    if kind is not None else None) or refusal
         best = pool[0]
         items = _enumeration(best, evidence) if info.wants_list else []
         if info.wants_heading and corpus and len(items) < 2:

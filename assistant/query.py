@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from .errors import LLMAuthError, LLMError, LLMModelNotFoundError
-from .gazetteer import Gazetteer
+from .gazetteer import Gazetteer, Place
 from .llm import LLM, Message
 from .prompts import PromptLibrary
 from .text import is_foreign
@@ -85,6 +85,7 @@ class QueryInfo:
     question: str
     cities: tuple[str, ...] = ()
     unknown_places: tuple[str, ...] = ()  # places named that are not in the corpus
+    locating: tuple[str, ...] = ()  # places named only to say where another is (宁波 in 宁波余姚)
     years: tuple[int, ...] = ()
     unknown_years: tuple[int, ...] = ()
     role: YearRole | None = None
@@ -320,18 +321,50 @@ def _find_places(q: str, aliases: dict[str, str], gazetteer: Gazetteer) -> list[
     return sorted(found, key=lambda x: x[1])
 
 
+def _locates(place: Place, found: str, q: str, gazetteer: Gazetteer) -> bool:
+    """Is ``place`` a prefecture the question writes right before ``found``, a county of its province
+    (宁波余姚: 宁波 says where 余姚 is)? The gazetteer knows a county's province, not its prefecture:
+    杭州余姚 passes too (the county is still the place asked about)."""
+    f = gazetteer.get(found)
+    if place.level != "prefecture" or f is None or f.level not in ("county", "district") \
+            or f.province != place.province:
+        return False
+    return any(a + b in q for a in gazetteer.aliases_of(place.name) for b in gazetteer.aliases_of(found))
+
+
+def _nested(q: str, mentions: list[tuple[str, int]], aliases: dict[str, str],
+            gazetteer: Gazetteer) -> list[tuple[str, int]]:
+    """A prefecture written right before a county of its province names where that county is
+    (宁波余姚 is 余姚, not 宁波 and 余姚): the county is the place asked about."""
+    out = []
+    for i, (c, pos) in enumerate(mentions):
+        if i + 1 < len(mentions):
+            nxt, npos = mentions[i + 1]
+            p, n = gazetteer.get(c), gazetteer.get(nxt)
+            if (p is not None and n is not None and p.level == "prefecture" and n.level in ("county", "district")
+                    and p.province == n.province and aliases.get(q[pos:npos]) == c):
+                continue
+        out.append((c, pos))
+    return out
+
+
 def analyze(question: str, *, corpus_cities: Sequence[str], corpus_years: Sequence[int],
             gazetteer: Gazetteer, explicit: Filters | None = None, infer: bool = True) -> QueryInfo:
     """Infer filters from ``question``; explicit filters always win over inferred ones."""
     explicit = explicit or Filters()
     q = question
     aliases = _city_aliases(corpus_cities, gazetteer)
-    mentions = _find_places_in_pinyin(q, aliases) if is_foreign(q) else _find_places(q, aliases, gazetteer)
+    raw = _find_places_in_pinyin(q, aliases) if is_foreign(q) else _find_places(q, aliases, gazetteer)
+    mentions = raw if is_foreign(q) else _nested(q, raw, aliases, gazetteer)
+    locating = [c for c, _pos in raw if (c, _pos) not in mentions]
     found = list(dict.fromkeys(c for c, _pos in mentions))
     unknown: list[str] = []
     for place, _n in gazetteer.find(q):
-        if place.name not in corpus_cities and place.name not in found and not any(
-                place.short in c or c.startswith(place.short) or c.startswith(place.name) for c in found):
+        if place.name in corpus_cities or place.name in found:
+            continue
+        if any(_locates(place, c, q, gazetteer) for c in found):
+            locating.append(place.name)
+        elif not any(place.short in c or c.startswith(place.short) or c.startswith(place.name) for c in found):
             unknown.append(place.name)
     if unknown:
         # 西湖区 inside 南昌市西湖区 is not the corpus's 杭州市西湖区.
@@ -373,7 +406,8 @@ def analyze(question: str, *, corpus_cities: Sequence[str], corpus_years: Sequen
     units = sorted({u for us, rx in _UNIT_CUES for m in rx.finditer(q) for u in us
                     if not _CHANGE_AFTER_RE.match(q, m.end())}) if answer_type in ("number", "count") else []
     return QueryInfo(
-        question=q, cities=tuple(found), unknown_places=tuple(unknown), years=tuple(known_years),
+        question=q, cities=tuple(found), unknown_places=tuple(unknown), locating=tuple(dict.fromkeys(locating)),
+        years=tuple(known_years),
         unknown_years=tuple(unknown_years), role=role, comparison=comparison and len(groups) > 1,
         wants_figure=bool(_FIGURE_RE.search(q)) or answer_type == "rate", wants_department=bool(_DEPT_RE.search(q)),
         wants_heading=bool(_HEADING_RE.search(q)), wants_rank="第几" in q, wants_last="最后" in q,

@@ -81,6 +81,14 @@ def test_a_district_name_two_cities_share_names_the_one_the_corpus_has(question:
     assert info.cities == cities and info.unknown_places == unknown
 
 
+@pytest.mark.parametrize("corpus", [["余姚市", "东莞市"], ["余姚市", "宁波市", "东莞市"]])
+def test_a_prefecture_written_before_its_county_says_where_the_county_is(corpus: list[str]) -> None:
+    one = analyze("宁波余姚2025年人均预期寿命目标是多少?", corpus_cities=corpus, corpus_years=[2025], gazetteer=GAZ)
+    assert one.cities == ("余姚市",) and not one.unknown_places and not one.comparison
+    two = analyze("宁波和余姚2025年的签约率分别是多少?", corpus_cities=corpus, corpus_years=[2025], gazetteer=GAZ)
+    assert two.comparison  # two places named apart are two sides
+
+
 def test_a_city_question_is_not_filled_with_its_districts() -> None:
     info = analyze("广州市2023年家庭医生签约率是多少?", corpus_cities=["广州市番禺区", "广州市"], corpus_years=[2023],
                    gazetteer=GAZ)
