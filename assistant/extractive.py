@@ -148,15 +148,17 @@ def _headings_draft(wanted: Sequence[tuple[str, str]], doc_id: str, corpus: Sequ
     return _draft("".join(parts), cites)
 
 
-def _kind_heading(info: QueryInfo, doc_id: str, corpus: Sequence[Chunk],
-                  tokenize: Callable[[str], list[str]]) -> str | None:
+def _kind_part(info: QueryInfo, doc_id: str, corpus: Sequence[Chunk], tokenize: Callable[[str], list[str]],
+               unless: Sequence[str] = ()) -> Draft | None:
     """The first heading of the report that names a kind of part the question asks for (对下一年的
-    安排 → 第三部分 2022年工作打算), looked for in the whole report: its year is the report's."""
+    安排 → 第三部分 2022年工作打算), quoted; looked for in the whole report (its year is the
+    report's). None when there is none or it is one of ``unless``."""
     asked = _asked_kinds(info, tokenize)
     if not asked:
         return None
-    return next((h for c in sorted((c for c in corpus if c.doc_id == doc_id), key=lambda c: c.start)
+    kind = next((h for c in sorted((c for c in corpus if c.doc_id == doc_id), key=lambda c: c.start)
                  for h in c.section_path if asked & _kinds_named(h, tokenize)), None)
+    return _headings_draft([("该内容属于", kind)], doc_id, corpus) if kind and kind not in unless else None
 
 
 def _located_answer(best: Candidate, corpus: Sequence[Chunk]) -> Draft | None:
@@ -283,8 +285,8 @@ def _section_items(info: QueryInfo, evidence: Sequence[Candidate], corpus: Seque
     """A list question that asks for the items of a kind of report part (哪些不足, 有哪些困难,
     下一步有哪些打算) is answered by the part whose heading names that kind in any of its words
     (三、存在的问题): its numbered lines and sentences (（一）…, 一是…, 1.), or else its
-    subsections' first lines, or else its sentences, in order, read from the whole report (retrieval need not have
-    brought every item). [] when no retrieved part's heading names the kind."""
+    subsections' first lines, or else its sentences, in order, read from the whole report
+    (retrieval need not have brought every item). [] when no retrieved part's heading names the kind."""
     asked = _asked_kinds(info, tokenize)
     if not asked:
         return []
@@ -305,7 +307,7 @@ def _section_items(info: QueryInfo, evidence: Sequence[Candidate], corpus: Seque
         sc = ScoredChunk(ch, 0.0)
         for a, b in answer_sentences(ch.text):
             text = ch.text[a:b]
-            if ch.start + a >= done and text.strip() not in path:
+            if ch.start + a >= done and re.sub(r"\s+", "", text).rstrip("。：:") not in path:  # not a heading line
                 under.append(Candidate(len(under), sc, ch.start + a, ch.start + b, text, (), False, False))
                 done = ch.start + b
     numbered = [c for c in under if _ITEM_RE.search(c.text)]
@@ -460,19 +462,16 @@ def answer(info: QueryInfo, contexts: Sequence[ScoredChunk], evidence: Sequence[
         if not pool:
             # No sentence says it, but a question for a kind of part (对下一年的安排放在哪一部分) is
             # answered by the heading of the best report that names the kind.
-            kind = _kind_heading(info, contexts[0].chunk.doc_id, corpus, tokenize) \
-                if info.wants_heading and corpus else None
-            return (_headings_draft([("该内容属于", kind)], contexts[0].chunk.doc_id, corpus)
-                    if kind is not None else None) or refusal
+            part = _kind_part(info, contexts[0].chunk.doc_id, corpus, tokenize) if info.wants_heading else None
+            return part or refusal
         best = pool[0]
         items = _enumeration(best, evidence) if info.wants_list else []
         if info.wants_heading and corpus and len(items) < 2:
             # The outline did not say where it is: the model's sentence does (unless it opens a
             # list the question asks for: 从哪几个方面推进 wants the 一是…二是… of that sentence).
             # A kind of part asked for by another name is that part, when the sentence is not in it.
-            kind = _kind_heading(info, best.sc.chunk.doc_id, corpus, tokenize)
-            located = _headings_draft([("该内容属于", kind)], best.sc.chunk.doc_id, corpus) \
-                if kind is not None and kind not in best.sc.chunk.section_path else _located_answer(best, corpus)
+            located = _kind_part(info, best.sc.chunk.doc_id, corpus, tokenize, unless=best.sc.chunk.section_path) \
+                or _located_answer(best, corpus)
             if located is not None:
                 return located
         picked.append(best)
