@@ -148,7 +148,11 @@ def test_ask_open_a_citation_and_see_the_highlighted_quote(server: str, driver: 
     assert "丽水市" in source.text
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", source)
     source.click()
-    mark = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "mark.cite-quote")))
+    wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "mark.cite-quote")))
+    # The mark is found while the expander is still opening (its text reads '' until it has): a
+    # fresh-clone CI run on a busy machine failed here. Wait for the text itself.
+    wait.until(lambda d: QUOTE in d.find_element(By.CSS_SELECTOR, "mark.cite-quote").text)
+    mark = driver.find_element(By.CSS_SELECTOR, "mark.cite-quote")
     assert QUOTE in mark.text
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", answer)
     time.sleep(0.5)  # let the expander animation settle before the screenshot
@@ -199,7 +203,9 @@ def test_indicators_page_table_chart_and_source_sentence(server: str, browser_da
     record = next(r for r in store.records(city="东莞市") if r.indicator.metric == "市民健康素养水平")
     store.close()
     driver.get(f"{server}/{source_link(record.id)}&metric=居民健康素养水平")
-    mark = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "mark.cite-quote")))
+    wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "mark.cite-quote")))
+    wait.until(lambda d: "40.75%" in d.find_element(By.CSS_SELECTOR, "mark.cite-quote").text)  # opened
+    mark = driver.find_element(By.CSS_SELECTOR, "mark.cite-quote")
     assert record.indicator.sentence in mark.text and "40.75%" in mark.text
     wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "[data-testid='stVegaLiteChart']")))
     driver.set_window_size(1400, 1500)
