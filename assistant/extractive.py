@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from .config import AnswerSettings
 from .evidence import Candidate, SentenceModel, cover, has_answer_type, list_items
 from .indicator_match import other_group
-from .query import ACHIEVED_RE, PART_YEAR_RE, QueryInfo, mentions_place, section_kinds
+from .query import ACHIEVED_RE, PART_YEAR_RE, QueryInfo, kinds_named, mentions_place
 from .retrieval import matches
 from .text import answer_sentences, clause_bounds
 from .types import REFUSAL_PHRASE, Chunk, Citation, Draft, Filters, ScoredChunk
@@ -148,16 +148,15 @@ def _headings_draft(wanted: Sequence[tuple[str, str]], doc_id: str, corpus: Sequ
     return _draft("".join(parts), cites)
 
 
-def _kind_part(info: QueryInfo, doc_id: str, corpus: Sequence[Chunk], tokenize: Callable[[str], list[str]],
-               unless: Sequence[str] = ()) -> Draft | None:
+def _kind_part(info: QueryInfo, doc_id: str, corpus: Sequence[Chunk], unless: Sequence[str] = ()) -> Draft | None:
     """The first heading of the report that names a kind of part the question asks for (对下一年的
     安排 → 第三部分 2022年工作打算), quoted; looked for in the whole report (its year is the
     report's). None when there is none or it is one of ``unless``."""
-    asked = _asked_kinds(info, tokenize)
+    asked = _asked_kinds(info)
     if not asked:
         return None
     kind = next((h for c in sorted((c for c in corpus if c.doc_id == doc_id), key=lambda c: c.start)
-                 for h in c.section_path if asked & _kinds_named(h, tokenize)), None)
+                 for h in c.section_path if asked & kinds_named(h)), None)
     return _headings_draft([("该内容属于", kind)], doc_id, corpus) if kind and kind not in unless else None
 
 
@@ -266,34 +265,25 @@ def _item_style(text: str) -> str:
     return re.sub(r"\d{1,2}", "1", re.sub(r"[一二三四五六七八九十]+", "一", re.sub(r"[①-⑩]", "①", mark)))
 
 
-def _kinds_named(text: str, tokenize: Callable[[str], list[str]]) -> set[int]:
-    """Which kinds of report part (:func:`assistant.query.section_kinds`) ``text`` names: a kind's
-    word as a word of its own (计划 inside 计划生育 names no plan)."""
-    toks = set(tokenize(text))
-    return {i for i, kind in enumerate(section_kinds())
-            for w in toks.intersection(kind) if not any(w in t and t != w and t not in kind for t in toks)}
-
-
-def _asked_kinds(info: QueryInfo, tokenize: Callable[[str], list[str]]) -> set[int]:
+def _asked_kinds(info: QueryInfo) -> frozenset[int]:
     """The kinds of report part the question asks for, in its own words or its everyday ones'
     report terms (没做好 → 不足)."""
-    return _kinds_named(" ".join((info.question, *info.bridge)), tokenize)
+    return kinds_named(" ".join((info.question, *info.bridge)))
 
 
-def _section_items(info: QueryInfo, evidence: Sequence[Candidate], corpus: Sequence[Chunk],
-                   tokenize: Callable[[str], list[str]]) -> list[Candidate]:
+def _section_items(info: QueryInfo, evidence: Sequence[Candidate], corpus: Sequence[Chunk]) -> list[Candidate]:
     """A list question that asks for the items of a kind of report part (哪些不足, 有哪些困难,
     下一步有哪些打算) is answered by the part whose heading names that kind in any of its words
     (三、存在的问题): its numbered lines and sentences (（一）…, 一是…, 1.), or else its
     subsections' first lines, or else its sentences, in order, read from the whole report
     (retrieval need not have brought every item). [] when no retrieved part's heading names the kind."""
-    asked = _asked_kinds(info, tokenize)
+    asked = _asked_kinds(info)
     if not asked:
         return []
     target: tuple[str, tuple[str, ...]] | None = None
     for c in sorted(evidence, key=lambda c: (c.ctx_rank, c.start)):
         path = c.sc.chunk.section_path
-        depth = next((i + 1 for i, h in enumerate(path) if asked & _kinds_named(h, tokenize)), 0)
+        depth = next((i + 1 for i, h in enumerate(path) if asked & kinds_named(h)), 0)
         if depth:
             target = (c.sc.chunk.doc_id, path[:depth])
             break
@@ -453,7 +443,7 @@ def answer(info: QueryInfo, contexts: Sequence[ScoredChunk], evidence: Sequence[
                 picked.append(pool[0])
         if not picked:
             return refusal
-    elif info.wants_list and (items := _section_items(info, evidence, corpus, tokenize)):
+    elif info.wants_list and (items := _section_items(info, evidence, corpus)):
         picked = items
     else:
         notes = [c for c in evidence if duty(c)]
@@ -462,7 +452,7 @@ def answer(info: QueryInfo, contexts: Sequence[ScoredChunk], evidence: Sequence[
         if not pool:
             # No sentence says it, but a question for a kind of part (对下一年的安排放在哪一部分) is
             # answered by the heading of the best report that names the kind.
-            part = _kind_part(info, contexts[0].chunk.doc_id, corpus, tokenize) if info.wants_heading else None
+            part = _kind_part(info, contexts[0].chunk.doc_id, corpus) if info.wants_heading else None
             return part or refusal
         best = pool[0]
         items = _enumeration(best, evidence) if info.wants_list else []
@@ -470,7 +460,7 @@ def answer(info: QueryInfo, contexts: Sequence[ScoredChunk], evidence: Sequence[
             # The outline did not say where it is: the model's sentence does (unless it opens a
             # list the question asks for: 从哪几个方面推进 wants the 一是…二是… of that sentence).
             # A kind of part asked for by another name is that part, when the sentence is not in it.
-            located = _kind_part(info, best.sc.chunk.doc_id, corpus, tokenize, unless=best.sc.chunk.section_path) \
+            located = _kind_part(info, best.sc.chunk.doc_id, corpus, unless=best.sc.chunk.section_path) \
                 or _located_answer(best, corpus)
             if located is not None:
                 return located

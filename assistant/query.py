@@ -184,6 +184,23 @@ def section_kinds() -> tuple[tuple[str, ...], ...]:
     return tuple(tuple(words.split()) for _, words in _rows("section_kinds_zh.tsv"))
 
 
+def _words(text: str) -> set[str]:
+    from .text import word_spans
+
+    return {text[a:b] for a, b in word_spans(text)}
+
+
+def kinds_named(text: str) -> frozenset[int]:
+    """Which kinds of report part (:func:`section_kinds`, by index) ``text`` names, each by a word of
+    its own: 三、存在的困难和不足 names the problems; 计划 inside 计划生育 names no plan.
+
+    >>> kinds_named("（三）计划生育工作"), len(kinds_named("二、存在的困难和不足"))
+    (frozenset(), 1)
+    """
+    words = _words(text)
+    return frozenset(i for i, kind in enumerate(section_kinds()) if words.intersection(kind))
+
+
 def kind_terms(question: str) -> tuple[str, ...]:
     """For a question that names a kind of report part as a word of its own (哪些不足), the other
     words of that kind that headings most often use (the first four of its line): what the part's
@@ -194,10 +211,9 @@ def kind_terms(question: str) -> tuple[str, ...]:
     >>> kind_terms("计划生育工作有哪些?")  # 计划 inside 计划生育 names no plan
     ()
     """
-    from .text import word_spans
-
-    words = {question[a:b] for a, b in word_spans(question)}
-    return tuple(w for kind in section_kinds() if words & set(kind) for w in kind[:4] if w not in words)
+    words = _words(question)
+    kinds = section_kinds()
+    return tuple(w for i in sorted(kinds_named(question)) for w in kinds[i][:4] if w not in words)
 
 
 def _plain(text: str) -> str:
@@ -340,9 +356,8 @@ def _nested(q: str, mentions: list[tuple[str, int]], aliases: dict[str, str],
     for i, (c, pos) in enumerate(mentions):
         if i + 1 < len(mentions):
             nxt, npos = mentions[i + 1]
-            p, n = gazetteer.get(c), gazetteer.get(nxt)
-            if (p is not None and n is not None and p.level == "prefecture" and n.level in ("county", "district")
-                    and p.province == n.province and aliases.get(q[pos:npos]) == c):
+            p = gazetteer.get(c)
+            if p is not None and aliases.get(q[pos:npos]) == c and _locates(p, nxt, q, gazetteer):
                 continue
         out.append((c, pos))
     return out
@@ -354,8 +369,9 @@ def analyze(question: str, *, corpus_cities: Sequence[str], corpus_years: Sequen
     explicit = explicit or Filters()
     q = question
     aliases = _city_aliases(corpus_cities, gazetteer)
-    raw = _find_places_in_pinyin(q, aliases) if is_foreign(q) else _find_places(q, aliases, gazetteer)
-    mentions = raw if is_foreign(q) else _nested(q, raw, aliases, gazetteer)
+    foreign = is_foreign(q)
+    raw = _find_places_in_pinyin(q, aliases) if foreign else _find_places(q, aliases, gazetteer)
+    mentions = raw if foreign else _nested(q, raw, aliases, gazetteer)
     locating = [c for c, _pos in raw if (c, _pos) not in mentions]
     found = list(dict.fromkeys(c for c, _pos in mentions))
     unknown: list[str] = []
@@ -415,7 +431,7 @@ def analyze(question: str, *, corpus_cities: Sequence[str], corpus_years: Sequen
         wants_achieved=bool(ACHIEVED_RE.search(q)) and not _PLAN_RE.search(q) and "要求" not in q,
         wants_full_year=bool(_FULL_YEAR_RE.search(q)) and not PART_YEAR_RE.search(q),
         bridge=bridge_terms(q) + (kind_terms(q) if _LIST_RE.search(q) else ()),
-        part_mark=(part.group(1) or part.group(2)).strip("（()）") if part else None, foreign=is_foreign(q),
+        part_mark=(part.group(1) or part.group(2)).strip("（()）") if part else None, foreign=foreign,
         answer_type=answer_type, units=tuple(units),
         filters=filters, groups=groups,
     )
