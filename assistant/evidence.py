@@ -39,7 +39,7 @@ import numpy as np
 from .numbers import numbers_to_check
 from .query import QueryInfo
 from .retrieval import KeywordIndex
-from .text import answer_sentences, is_name_like, normalize, word_spans, word_tag
+from .text import answer_sentences, function_char, is_name_like, normalize, word_spans, word_tag
 from .types import Chunk, ScoredChunk
 
 #: Feature names, in the order of :attr:`Candidate.features`.
@@ -199,12 +199,15 @@ _ID_RE = re.compile(r"\d+(?:号线|号|路|线|届|期|代)|[a-z0-9][a-z0-9\-.]*
 
 def _name_runs(q: str) -> tuple[str, ...]:
     """Runs of the question's words that spell a proper name: words jieba tags as names or
-    does not know, and the single characters it breaks an unknown name into (朱|祐|杬)."""
+    does not know, and the single characters of an unknown name (朱|祐|杬), which jieba gives
+    when it does not guess words; a character it knows as a function word, a verb or a
+    measure word is none (王沈|是, 瑞尼尔山|又, 2014年|12月|胡天衡|在)."""
     runs, cur = [], ""
-    for a, b in word_spans(q):
+    for a, b in word_spans(q, hmm=False):
         w = q[a:b]
         cjk = all("\u4e00" <= ch <= "\u9fff" for ch in w)
-        if cjk and ((len(w) == 1 and not _PARTICLE_RE.match(w) and not _QWORD_RE.match(w)) or is_name_like(w)):
+        if cjk and ((len(w) == 1 and not _PARTICLE_RE.match(w) and not _QWORD_RE.match(w) and not function_char(w))
+                    or is_name_like(w)):
             cur += w
         else:
             runs.append(cur)

@@ -218,10 +218,12 @@ def terms(text: str, *, keep_stopwords: bool = False) -> list[str]:
     return out
 
 
-def word_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each jieba word of ``text`` (accurate mode), for word-boundary checks."""
+def word_spans(text: str, *, hmm: bool = True) -> list[tuple[int, int]]:
+    """(start, end) of each jieba word of ``text`` (accurate mode), for word-boundary checks.
+    Without ``hmm``, jieba does not guess words its dictionary lacks: an unknown name comes
+    out as its single characters (王|沈 rather than 王沈是)."""
     out, pos = [], 0
-    for w in _tokenizer().cut(text):
+    for w in _tokenizer().cut(text, HMM=hmm):
         out.append((pos, pos + len(w)))
         pos += len(w)
     return out
@@ -252,10 +254,31 @@ def word_tag(word: str) -> str | None:
                 with open(path, encoding="utf-8") as fh:
                     for line in fh:
                         parts = line.split()
-                        if len(parts) == 3 and parts[2] in _TAGS_KEPT:
+                        # names' tags for every word; every tag for single characters
+                        if len(parts) == 3 and (parts[2] in _TAGS_KEPT or len(parts[0]) == 1):
                             table[parts[0]] = parts[2]
                 _tags = table
-    return _tags.get(word)
+    tag = _tags.get(word)
+    return tag if tag in _TAGS_KEPT else None
+
+
+#: jieba's tags of characters that say something about a name rather than spell it: verbs,
+#: adverbs, prepositions, conjunctions, particles, pronouns, numerals and measure words,
+#: directions, times, modal words (又, 是, 在, 为, 年, 后, 该).
+_FUNCTION_TAGS = frozenset({"v", "d", "p", "c", "u", "uj", "ul", "uz", "ug", "uv", "ud", "r", "m", "q", "f", "t",
+                            "y", "e", "o"})
+
+
+def function_char(ch: str) -> bool:
+    """A single character jieba's dictionary knows as a function word, a verb, a numeral or
+    a measure word: no piece of a name jieba broke up (朱|祐|杬 are; 又, 是, 年 are not).
+
+    >>> function_char("又"), function_char("是"), function_char("祐"), function_char("朱")
+    (True, True, False, False)
+    """
+    word_tag(ch)  # loads the table
+    assert _tags is not None
+    return len(ch) == 1 and _tags.get(ch) in _FUNCTION_TAGS
 
 
 def is_name_like(word: str) -> bool:
