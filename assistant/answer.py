@@ -303,6 +303,21 @@ class AnswerStage:
         out = self._outside_filters(req, corpus, widen)
         return replace(out, timings=(*out.timings, ("widen", time.perf_counter() - t)))
 
+    def widened(self, req: Request, corpus: Corpus,
+                wide: Sequence[ScoredChunk]) -> tuple[Request, tuple[Candidate, ...]]:
+        """``req`` over the whole corpus's ``wide`` contexts, and the evidence among them that
+        may stand in for the inferred filters' (scored, whatever the threshold).
+
+        Only sections outside the filters are new: those inside were weighed already, or
+        ranked below those that were, and weighing them again among other contexts must not
+        overturn that. Relaxing a filter asks more of the evidence: its section names at
+        least half of every thing the question names (a 2024 question about 健康小屋 is not
+        answered by a sentence on 智慧药房 that happens to say 2024)."""
+        wide_req = replace(req, contexts=tuple(wide), evidence=None)
+        return wide_req, tuple(c for c in self.evidence(wide_req, corpus)
+                               if not matches(c.sc.chunk, req.info.filters) and consistent(c, req.info)
+                               and c.feature("piece_min") >= WIDEN_MIN_NAMED)
+
     def _outside_filters(self, req: Request, corpus: Corpus, widen: Callable[[], Sequence[ScoredChunk]]) -> Request:
         """``req`` (its evidence scored inside the inferred filters) answered from the whole
         corpus when that is better, with a note naming the relaxed filter; else ``req``."""
@@ -315,15 +330,7 @@ class AnswerStage:
             raise
         if not stand:
             req = replace(req, closest=wide[:3])
-        wide_req = replace(req, contexts=wide, evidence=None)
-        # Only sections outside the filters are new: those inside were weighed already, or
-        # ranked below those that were, and weighing them again among other contexts must not
-        # overturn that. Relaxing a filter asks more of the evidence: its section names at
-        # least half of every thing the question names (a 2024 question about 健康小屋 is not
-        # answered by a sentence on 智慧药房 that happens to say 2024).
-        wide_ev = tuple(c for c in self.evidence(wide_req, corpus)
-                        if not matches(c.sc.chunk, req.info.filters) and consistent(c, req.info)
-                        and c.feature("piece_min") >= WIDEN_MIN_NAMED)
+        wide_req, wide_ev = self.widened(req, corpus, wide)
         wide_stand = standing(wide_ev, req.info, self.model.threshold)
         # An inferred filter is a preference, not a wall: evidence outside it that does not
         # contradict it wins when the ranker puts it above the best inside (a year a passage

@@ -32,7 +32,7 @@ from .retrieval import HybridRetriever
 from .snapshot import snapshot_root
 from .table_answer import TableAnswerer
 from .text import terms, warm_up
-from .types import Answer, Chunk, Draft, Filters, StreamReset, Warning
+from .types import Answer, Chunk, Draft, Filters, ScoredChunk, StreamReset, Warning
 
 History = Sequence[tuple[str, str]]  # (role, text), role in {"user", "assistant"}
 
@@ -202,10 +202,8 @@ class Assistant:
         streamed so far (the LLM stream broke; the fallback follows). Stages: condense → analyze →
         embed (once) → retrieve → assess → generate → finish, in one time budget (``LLM_DEADLINE``)."""
         deadline = time.monotonic() + self.settings.llm.deadline
-        req = self.prepare(question, city=city, year=year, doc=doc, history=history, deadline=deadline)
+        req = self.assess(question, city=city, year=year, doc=doc, history=history, deadline=deadline)
         stage, corpus = self.answer_stage, self.retriever.corpus
-        req = stage.assess(req, corpus, widen=lambda: self.retriever.retrieve(
-            req.standalone, Filters(), query_vector=req.query_vector))
         streamed = False
         for part in stage.generate(req, corpus, deadline=deadline):
             if isinstance(part, Draft):
@@ -217,6 +215,17 @@ class Assistant:
         if not streamed:
             yield answer.text
         yield answer
+
+    def assess(self, question: str, *, city: str | None = None, year: int | None = None, doc: str | None = None,
+               history: History | None = None, deadline: float | None = None) -> Request:
+        """:meth:`prepare`, then the evidence scored: the sentences the answer is drawn from,
+        inside the inferred filters or, where that is better, from the whole corpus."""
+        req = self.prepare(question, city=city, year=year, doc=doc, history=history, deadline=deadline)
+        return self.answer_stage.assess(req, self.retriever.corpus, widen=lambda: self.widen(req))
+
+    def widen(self, req: Request) -> list[ScoredChunk]:
+        """``req``'s search again over the whole corpus, no filter inferred or given."""
+        return self.retriever.retrieve(req.standalone, Filters(), query_vector=req.query_vector)
 
     def prepare(self, question: str, *, city: str | None = None, year: int | None = None, doc: str | None = None,
                 history: History | None = None, deadline: float | None = None) -> Request:

@@ -193,6 +193,20 @@ def test_a_filtered_search_with_no_evidence_falls_back_and_says_so(assistant: As
     assert "年份=2024" in note.text
 
 
+def test_calibration_weighs_the_evidence_the_answer_is_drawn_from(assistant: Assistant) -> None:
+    # The refusal gate is fitted on the candidates the answerer weighs. With an inferred
+    # filter that is the whole corpus when the filtered search holds nothing better: records
+    # read off the filtered search alone showed the gate answerable questions with only
+    # unrelated evidence (and none at all when nothing matched the filter).
+    from assistant.evals.calibrate import _evidence
+
+    q = "2024年全市将建成多少家智慧药房?"
+    inside = assistant.prepare(q).contexts
+    assert all(not sc.chunk.source_path.endswith("pharmacy_2023.txt") for sc in inside)
+    weighed = _evidence(assistant, q)
+    assert any(c.sc.chunk.source_path.endswith("pharmacy_2023.txt") and "12家" in c.text for c in weighed)
+
+
 def test_explicit_filters_stay_hard(assistant: Assistant) -> None:
     ans = assistant.ask("新建了几个健康小屋?", year=2024)
     assert ans.refused and not ans.warnings_of(WarningKind.FILTER_RELAXED)

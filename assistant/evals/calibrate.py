@@ -77,15 +77,20 @@ def _record(qid: str, group: str, answerable: bool, cands: Sequence[Candidate],
 
 
 def _evidence(assistant: Assistant, question: str) -> list[Candidate]:
-    """The candidates the answerer would weigh: evidence that cannot answer whatever its score
-    (:func:`assistant.extractive.eligible`) is ruled out before any model sees it."""
+    """The candidates the answerer weighs, less those that cannot answer whatever their score
+    (:func:`assistant.extractive.eligible`). With inferred filters that is the evidence inside
+    them and, as the answerer widens to it (:meth:`~assistant.answer.AnswerStage.widened`),
+    the whole corpus's: records read off the filtered search alone showed the gate answerable
+    questions with only unrelated evidence, or none. Both pools are kept whatever the current
+    model's threshold, so a refit reproduces from the same records."""
     from assistant.extractive import eligible
 
     req = assistant.prepare(question)
     stage, corpus = assistant.answer_stage, assistant.retriever.corpus
-    if not req.contexts:
-        return []
-    return [c for c in stage.evidence(req, corpus) if eligible(c, req.info)]
+    ev = list(stage.evidence(req, corpus)) if req.contexts else []
+    if req.info.filters.inferred and not req.info.filters.empty:
+        ev += stage.widened(req, corpus, assistant.widen(req))[1]
+    return [c for c in ev if eligible(c, req.info)]
 
 
 def collect_cmrc(assistant: Assistant, items: Sequence[Any],
