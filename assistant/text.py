@@ -233,14 +233,10 @@ _TAGS_KEPT = ("nr", "nrt", "nrfg", "ns", "nsf", "nt", "nz")
 _tags: dict[str, str] | None = None
 
 
-def word_tag(word: str) -> str | None:
-    """jieba's part-of-speech tag of a dictionary word, for the tags that name things:
-    people (nr, nrt, nrfg), places (ns, nsf), organisations (nt), other proper nouns (nz).
-    Loaded once on first use (~110,000 words), without jieba's slower HMM tagger.
-
-    >>> word_tag("上海"), word_tag("签约率")
-    ('ns', None)
-    """
+def _tag_table() -> dict[str, str]:
+    """jieba's part-of-speech tags, read once from its dictionary (~110,000 words) without its
+    slower HMM tagger: the naming tags (:data:`_TAGS_KEPT`) of every word, every tag of single
+    characters."""
     global _tags
     if _tags is None:
         with _jieba_lock:
@@ -254,11 +250,20 @@ def word_tag(word: str) -> str | None:
                 with open(path, encoding="utf-8") as fh:
                     for line in fh:
                         parts = line.split()
-                        # names' tags for every word; every tag for single characters
                         if len(parts) == 3 and (parts[2] in _TAGS_KEPT or len(parts[0]) == 1):
                             table[parts[0]] = parts[2]
                 _tags = table
-    tag = _tags.get(word)
+    return _tags
+
+
+def word_tag(word: str) -> str | None:
+    """jieba's part-of-speech tag of a dictionary word, for the tags that name things:
+    people (nr, nrt, nrfg), places (ns, nsf), organisations (nt), other proper nouns (nz).
+
+    >>> word_tag("上海"), word_tag("签约率")
+    ('ns', None)
+    """
+    tag = _tag_table().get(word)
     return tag if tag in _TAGS_KEPT else None
 
 
@@ -276,9 +281,7 @@ def function_char(ch: str) -> bool:
     >>> function_char("又"), function_char("是"), function_char("祐"), function_char("朱")
     (True, True, False, False)
     """
-    word_tag(ch)  # loads the table
-    assert _tags is not None
-    return len(ch) == 1 and _tags.get(ch) in _FUNCTION_TAGS
+    return len(ch) == 1 and _tag_table().get(ch) in _FUNCTION_TAGS
 
 
 def is_name_like(word: str) -> bool:
