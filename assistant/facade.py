@@ -7,6 +7,7 @@ load on first use or in :meth:`Assistant.warm_up`.
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -19,6 +20,7 @@ from .clock import Laps
 from .config import Settings
 from .embedding import Embedder, make_embedder
 from .errors import AssistantError
+from .evidence import SentenceModel
 from .gazetteer import Gazetteer
 from .index import ChunkStore, DocInfo, Store, find_doc, reset_index, with_claims
 from .indicator_match import IndicatorMatch
@@ -114,13 +116,26 @@ class Assistant:
     @property
     def answer_stage(self) -> AnswerStage:
         if self._stage is None:
-            llm, table = self.llm, TableAnswerer(self.indicator_table)
+            stage = self._make_stage()
             with self._init_lock:
                 if self._stage is None:
-                    self._stage = AnswerStage(self.settings.answer, self._prompts, llm, terms,
-                                              max_answer_tokens=self.settings.llm.max_answer_tokens,
-                                              embedder=self.embedder, table=table)
+                    self._stage = stage
         return self._stage
+
+    def _make_stage(self, model: SentenceModel | None = None) -> AnswerStage:
+        return AnswerStage(self.settings.answer, self._prompts, self.llm, terms,
+                           max_answer_tokens=self.settings.llm.max_answer_tokens, model=model,
+                           embedder=self.embedder, table=TableAnswerer(self.indicator_table))
+
+    def with_answer_model(self, model: SentenceModel) -> Assistant:
+        """This assistant (same index, corpus in memory, embedder and LLM) answering with another
+        sentence model: to compare models or refusal thresholds on one index without loading it
+        again. The two share their resources and are independent otherwise."""
+        retriever, table = self.retriever, self.indicator_table  # loaded once, shared
+        other = copy.copy(self)
+        other._retriever, other._table, other._stage = retriever, table, None
+        other._stage = other._make_stage(model)
+        return other
 
     @property
     def mode(self) -> str:  # "llm" or "extractive"
@@ -202,8 +217,15 @@ class Assistant:
         streamed so far (the LLM stream broke; the fallback follows). Stages: condense → analyze →
         embed (once) → retrieve → assess → generate → finish, in one time budget (``LLM_DEADLINE``)."""
         deadline = time.monotonic() + self.settings.llm.deadline
-        req = self.assess(question, city=city, year=year, doc=doc, history=history, deadline=deadline)
+        req = self.prepare(question, city=city, year=year, doc=doc, history=history, deadline=deadline)
+        yield from self.respond(req, deadline=deadline)
+
+    def respond(self, req: Request, *, deadline: float | None = None) -> Iterator[str | StreamReset | Answer]:
+        """:meth:`stream` for a request :meth:`prepare` made: assess → generate → finish. The
+        search is not repeated, so one prepared request can be answered by several assistants
+        (:meth:`with_answer_model`)."""
         stage, corpus = self.answer_stage, self.retriever.corpus
+        req = stage.assess(req, corpus, widen=lambda: self.widen(req))
         streamed = False
         for part in stage.generate(req, corpus, deadline=deadline):
             if isinstance(part, Draft):

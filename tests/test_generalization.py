@@ -207,6 +207,59 @@ def test_calibration_weighs_the_evidence_the_answer_is_drawn_from(assistant: Ass
     assert any(c.sc.chunk.source_path.endswith("pharmacy_2023.txt") and "12家" in c.text for c in weighed)
 
 
+def test_a_prepared_question_is_answered_as_asked_by_any_answer_model(assistant: Assistant) -> None:
+    # Comparing refusal thresholds searches each question once (Assistant.respond) and answers
+    # it with the assistant moved to another model (with_answer_model): the same answer as
+    # ask() at the same model, and a model that refuses everything the gate judges refuses.
+    from dataclasses import replace
+
+    q = "番禺2023年家庭医生签约率是多少?"
+    asked = assistant.ask(q)
+    req = assistant.prepare(q)
+    *_, again = assistant.respond(req)
+    assert again.text == asked.text and not asked.refused
+    model = assistant.answer_stage.model
+    same = assistant.with_answer_model(model)
+    *_, shared = same.respond(req)
+    assert shared.text == asked.text and same.retriever is assistant.retriever
+    strict = assistant.with_answer_model(replace(model, threshold=1.01))
+    q = "街道新建的健康小屋提供什么服务?"
+    *_, refused = strict.respond(assistant.prepare(q))
+    assert refused.refused
+    assert assistant.answer_stage.model is model  # the original keeps its own
+    assert "血糖自测" in assistant.ask(q).text
+
+
+def test_leave_one_report_out_reads_the_full_pipeline_at_every_threshold(assistant: Assistant, tmp_path: Path) -> None:
+    # loro_eval answers each question once per threshold; at a fold's own threshold that must
+    # be what the eval harness gets by asking (run_eval), and refusing everything (t > 1)
+    # refuses every answerable question the gate decides.
+    from assistant.evals.calibrate import loro_eval
+    from assistant.evals.gold import Evidence, GoldItem
+    from assistant.evals.harness import run_eval
+
+    model = assistant.answer_stage.model
+    items = [GoldItem("a", "番禺2023年家庭医生签约率是多少?", "figure", True, (("41.5%",),),
+                      (Evidence("panyu.txt", "家庭医生签约率"),)),
+             GoldItem("b", "街道新建的健康小屋提供什么服务?", "fact", True, (("血糖",),),
+                      (Evidence("date_line.txt", "为居民提供血压、血糖自测服务"),)),
+             GoldItem("c", "番禺2023年建成了几座火星基地?", "figure", False, (), (), closest="panyu.txt")]
+    folds = [{"held_out": "panyu.txt", "model": model, "threshold": model.threshold},
+             {"held_out": "date_line.txt", "model": model, "threshold": model.threshold}]
+    out = loro_eval(assistant, items, folds, tmp_path, thresholds=(0.0, 1.01))
+    asked = run_eval(assistant, items, mode="extractive", baselines=False).metrics
+    assert out["n_items"] == 3
+    for key in ("fact_recall", "false_refusal_rate", "refusal_accuracy"):
+        assert out["overall"][key] == asked[key]
+    rows = {r["threshold"]: r for r in out["pipeline_curve"]}
+    assert set(rows) == {0.0, model.threshold, 1.01}
+    assert rows[model.threshold]["fact_recall"] == out["overall"]["fact_recall"]
+    assert rows[model.threshold]["false_refusal_rate"] == 0.0
+    assert rows[1.01]["false_refusal_rate"] == 0.5  # the figure next to its metric still answers (at 0.5)
+    assert rows[1.01]["refusal_accuracy"] == 1.0
+    assert (tmp_path / "folds" / "panyu.json").is_file()
+
+
 def test_explicit_filters_stay_hard(assistant: Assistant) -> None:
     ans = assistant.ask("新建了几个健康小屋?", year=2024)
     assert ans.refused and not ans.warnings_of(WarningKind.FILTER_RELAXED)

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from assistant.facade import Assistant
 
     from .gold import GoldItem
+    from .metrics import ItemScore
 
 SEED_WEIGHT = 4.0  # a seed gold question counts this many times a CMRC one (our genre, fewer items)
 
@@ -378,16 +379,26 @@ def calibrate(cmrc_tune: Sequence[QRecord], seed: Sequence[QRecord],
             "curves": {"cmrc": curves["cmrc"], "seed": curves["seed"]}}
 
 
-def loro_eval(seeds: Assistant, items: Sequence[GoldItem], folds: Sequence[dict[str, Any]],
-              out: Path) -> dict[str, Any]:
+def loro_eval(seeds: Assistant, items: Sequence[GoldItem], folds: Sequence[dict[str, Any]], out: Path,
+              thresholds: Sequence[float] = THRESHOLDS) -> dict[str, Any]:
     """Answer each held-out report's gold items with the model fitted without it (the full
-    pipeline: retrieval, answer, verification) and score them together."""
-    from assistant.facade import Assistant
+    pipeline: retrieval, answer, verification) and score them together; the same at every
+    refusal threshold in ``thresholds`` (each fold's model moved to it) for the full pipeline's
+    side of the trade-off, which the gate-level curve understates: comparisons, lists, tables
+    and a figure next to its metric answer there by other routes. Each question is searched
+    once and answered at every threshold (:meth:`Assistant.respond`)."""
+    from dataclasses import replace
 
-    from .harness import run_eval
-    from .metrics import aggregate
+    from assistant.types import Answer
 
-    scores, per_fold = [], {}
+    from .harness import for_mode
+    from .metrics import aggregate, score_item
+
+    target = for_mode(seeds, "extractive")
+    grid = sorted({*thresholds, *(f["threshold"] for f in folds)})
+    at: dict[float, list[ItemScore]] = {t: [] for t in grid}
+    own: list[ItemScore] = []
+    per_fold = {}
     for f in folds:
         path = out / "folds" / f"{Path(f['held_out']).stem}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -395,13 +406,22 @@ def loro_eval(seeds: Assistant, items: Sequence[GoldItem], folds: Sequence[dict[
         fold_items = [it for it in items if (it.evidence[0].doc if it.evidence else it.closest) == f["held_out"]]
         if not fold_items:
             continue
-        a = Assistant(seeds.settings.with_overrides(answer={"model_path": path}), embedder=seeds.embedder,
-                      store=seeds.store)
-        run = run_eval(a, fold_items, mode="extractive", baselines=False)
-        per_fold[f["held_out"]] = {k: run.metrics.get(k) for k in _LORO_KEYS}
-        scores += [r.score for r in run.items]
-    overall = aggregate(scores, k=5)
-    return {"overall": {k: overall.get(k) for k in _LORO_KEYS}, "per_fold": per_fold, "n_items": len(scores)}
+        asked = [(it, target.prepare(it.question)) for it in fold_items]
+        for t in grid:
+            a = target.with_answer_model(replace(f["model"], threshold=t))
+            scores = []
+            for it, req in asked:
+                *_, answer = a.respond(req)
+                assert isinstance(answer, Answer)
+                scores.append(score_item(it, answer, k=5))
+            at[t] += scores
+            if t == f["threshold"]:
+                own += scores
+                per_fold[f["held_out"]] = {k: aggregate(scores, k=5).get(k) for k in _LORO_KEYS}
+    overall = aggregate(own, k=5)
+    curve = [{"threshold": t, **{k: aggregate(at[t], k=5).get(k) for k in _LORO_KEYS}} for t in grid]
+    return {"overall": {k: overall.get(k) for k in _LORO_KEYS}, "per_fold": per_fold, "n_items": len(own),
+            "pipeline_curve": curve}
 
 
 _LORO_KEYS = ("fact_recall", "fact_exact", "false_refusal_rate", "refusal_accuracy", "hit@1", "answer_chars_p50")
@@ -469,13 +489,16 @@ def main(argv: Sequence[str] | None = None) -> int:
            "folds": [{k: v for k, v in f.items() if k != "model"} for f in result["folds"]],
            "seconds": round(time.time() - t0, 1)}
     (out / "calibration.json").write_text(dumps(doc), encoding="utf-8")
-    _plot(result["curve"], point, out / "refusal_curve.png")
+    _plot(result["curve"], point, out / "refusal_curve.png", loro["pipeline_curve"])
     if args.write_model:
         args.write_model.write_text(dumps(model.to_json()) + "\n", encoding="utf-8")
     for f in doc["folds"]:
         print(f"LORO {f['held_out']}: top1 {f['top1']:.3f} FR {f['false_refusal_rate']:.3f} "
               f"RA {f['refusal_accuracy']:.3f} (t={f['threshold']})")
     print("LORO full pipeline:", {k: None if v is None else round(v, 3) for k, v in loro["overall"].items()})
+    for r in loro["pipeline_curve"]:
+        print(f"  at t={r['threshold']:.2f}: FR {r['false_refusal_rate']:.3f} RA {r['refusal_accuracy']:.3f} "
+              f"fact recall {r['fact_recall']:.3f}")
     print(f"tune point t={point['threshold']}: FR {point['false_refusal_rate']:.3f} "
           f"RA {point['refusal_accuracy']:.3f}; second {model.second}; report {out}")
     return 0
@@ -509,20 +532,25 @@ def load_records(path: Path) -> list[QRecord]:
     return [QRecord(q, g, a == "1", v["f"], v["l"]) for (g, q, a), v in parts.items()]
 
 
-def _plot(rows: Sequence[dict[str, float]], point: dict[str, float], path: Path) -> None:
+def _plot(rows: Sequence[dict[str, float]], point: dict[str, float], path: Path,
+          pipeline: Sequence[dict[str, Any]] = ()) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 4))
-    ax.plot([r["false_refusal_rate"] for r in rows], [r["refusal_accuracy"] for r in rows], marker=".")
+    ax.plot([r["false_refusal_rate"] for r in rows], [r["refusal_accuracy"] for r in rows], marker=".",
+            label="gate, CMRC and in-genre balanced (out of fold)")
+    if pipeline:
+        ax.plot([r["false_refusal_rate"] for r in pipeline], [r["refusal_accuracy"] for r in pipeline], marker=".",
+                label="in-genre, full pipeline (leave one report out)")
     ax.scatter([point["false_refusal_rate"]], [point["refusal_accuracy"]], color="red", zorder=3,
                label=f"chosen t={point['threshold']:.2f}")
     ax.set_xlabel("false refusals (answerable questions refused)")
     ax.set_ylabel("refusal accuracy (unanswerable refused)")
-    ax.set_title("Refusal trade-off on the tuning split (out of fold)")
-    ax.legend()
+    ax.set_title("Refusal trade-off on the tuning splits")
+    ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -166,7 +166,7 @@ def _group(results: Sequence[ItemResult]) -> dict[str, list[ItemResult]]:
 # --- running -------------------------------------------------------------------------------
 
 
-def _for_mode(assistant: Assistant, mode: str | None) -> Assistant:
+def for_mode(assistant: Assistant, mode: str | None) -> Assistant:
     """The assistant to evaluate: forced offline for ``extractive``; ``llm`` needs an LLM."""
     if mode is None:
         return assistant
@@ -341,7 +341,7 @@ def run_eval(assistant: Assistant, gold_items: Sequence[GoldItem], *, mode: str 
         raise ConfigError("--judge needs an LLM, but none is configured.",
                           "Set OPENAI_API_KEY or drop --judge.")
     dirs = _dirs(corpus_dir) if corpus_dir is not None else [seeds_dir()]
-    target = _for_mode(assistant, mode)
+    target = for_mode(assistant, mode)
     s = target.settings
     t0 = time.perf_counter()
     results: list[ItemResult] = []
@@ -415,5 +415,5 @@ def _indicators(assistant: Assistant, dirs: list[Path], heldout: Path | None) ->
     return section if seeds else {k: v for k, v in section.items() if k != "seeds"}
 
 
-__all__ = ["BaselineRun", "EvalRun", "ItemResult", "JudgeVerdict", "eval_assistant", "eval_settings", "judge_answer",
-           "library_versions", "run_eval"]
+__all__ = ["BaselineRun", "EvalRun", "ItemResult", "JudgeVerdict", "eval_assistant", "eval_settings", "for_mode",
+           "judge_answer", "library_versions", "run_eval"]
