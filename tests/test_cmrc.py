@@ -191,6 +191,8 @@ def test_run_cmrc_end_to_end(data_file: Path, tmp_path: Path) -> None:
     assert metrics["ours"]["hit@5"] == run.metrics["hit@5"] and len(metrics["naive_threshold_grid"]) == len(run.grid)
     summary = (out / "summary.md").read_text(encoding="utf-8")
     assert "| contains_gold |" in summary and "naive anchor" in summary
+    lo, hi = metrics["ours_95ci"]["contains_gold"]
+    assert lo <= run.metrics["contains_gold"] <= hi and "95% intervals (bootstrap over passages" in summary
 
 
 def test_main_writes_a_report(data_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -203,3 +205,29 @@ def test_main_writes_a_report(data_file: Path, tmp_path: Path, monkeypatch: pyte
     (report,) = (tmp_path / "r").iterdir()
     assert len((report / "items.jsonl").read_text(encoding="utf-8").splitlines()) == 5
     assert "contains_gold" in capsys.readouterr().out
+
+
+def _on(passage: str, answerable: bool, ok: bool) -> ItemResult:
+    item = Item(Question(f"{passage}-{ok}", "问题", ("答案",)), passage, answerable)
+    right = ok if answerable else False
+    return ItemResult(item, "答案" if right else "别的", not ok if answerable else ok, right, 1, 2, 0.1, "", False,
+                      None, 0.0)
+
+
+def test_intervals_resample_passages_not_questions() -> None:
+    # Ten passages of four questions each: the same 20 right answers out of 40, either all of a
+    # passage's questions right or wrong together (5 passages fully right) or spread evenly
+    # (two of four right on every passage). Resampling passages sees the first as 5 of 10
+    # coin flips and the second as no variation at all; resampling questions could not tell.
+    together = [_on(f"P{i}", True, i < 5) for i in range(10) for _ in range(4)]
+    spread = [_on(f"P{i}", True, j < 2) for i in range(10) for j in range(4)]
+    lo, hi = cmrc.intervals(together)["contains_gold"]
+    assert lo < 0.5 < hi and hi - lo > 0.3
+    assert cmrc.intervals(spread)["contains_gold"] == (0.5, 0.5)
+    assert cmrc.intervals(together) == cmrc.intervals(together)  # a fixed seed: the report reproduces
+    # Withheld passages' questions give refusal accuracy (refused = right); answerable ones the rest.
+    mixed = [*together, *[_on(f"W{i}", False, i < 9) for i in range(10)]]
+    ci = cmrc.intervals(mixed)
+    assert ci["refusal_accuracy"][0] <= 0.9 <= ci["refusal_accuracy"][1] <= 1.0
+    assert ci["false_refusal_rate"][0] < 0.5 < ci["false_refusal_rate"][1]
+    assert cmrc.intervals([]) == {}

@@ -185,6 +185,7 @@ def _benchmark(name: str, data: Path | None, n: int, mode: str, out: Path | None
     for row in cmrc.summary_rows(run):
         t.add_row(*row)
     console.print(t)
+    console.print(cmrc.interval_line(run), highlight=False)
     console.print(f"report: {report}", highlight=False)
 
 
