@@ -133,7 +133,7 @@ class Assistant:
         again. The two share their resources and are independent otherwise."""
         retriever, table = self.retriever, self.indicator_table  # loaded once, shared
         other = copy.copy(self)
-        other._retriever, other._table, other._stage = retriever, table, None
+        other._retriever, other._table = retriever, table
         other._stage = other._make_stage(model)
         return other
 
@@ -225,7 +225,7 @@ class Assistant:
         search is not repeated, so one prepared request can be answered by several assistants
         (:meth:`with_answer_model`)."""
         stage, corpus = self.answer_stage, self.retriever.corpus
-        req = stage.assess(req, corpus, widen=lambda: self.widen(req))
+        req = self._assess(req)
         streamed = False
         for part in stage.generate(req, corpus, deadline=deadline):
             if isinstance(part, Draft):
@@ -242,7 +242,10 @@ class Assistant:
                history: History | None = None, deadline: float | None = None) -> Request:
         """:meth:`prepare`, then the evidence scored: the sentences the answer is drawn from,
         inside the inferred filters or, where that is better, from the whole corpus."""
-        req = self.prepare(question, city=city, year=year, doc=doc, history=history, deadline=deadline)
+        return self._assess(self.prepare(question, city=city, year=year, doc=doc, history=history,
+                                         deadline=deadline))
+
+    def _assess(self, req: Request) -> Request:
         return self.answer_stage.assess(req, self.retriever.corpus, widen=lambda: self.widen(req))
 
     def widen(self, req: Request) -> list[ScoredChunk]:
