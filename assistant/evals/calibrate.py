@@ -398,7 +398,7 @@ def loro_eval(seeds: Assistant, items: Sequence[GoldItem], folds: Sequence[dict[
     grid = sorted({*thresholds, *(f["threshold"] for f in folds)})
     at: dict[float, list[ItemScore]] = {t: [] for t in grid}
     own: list[ItemScore] = []
-    per_fold = {}
+    per_fold: dict[str, list[ItemScore]] = {}
     for f in folds:
         path = out / "folds" / f"{Path(f['held_out']).stem}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -417,11 +417,13 @@ def loro_eval(seeds: Assistant, items: Sequence[GoldItem], folds: Sequence[dict[
             at[t] += scores
             if t == f["threshold"]:
                 own += scores
-                per_fold[f["held_out"]] = {k: aggregate(scores, k=5).get(k) for k in _LORO_KEYS}
-    overall = aggregate(own, k=5)
-    curve = [{"threshold": t, **{k: aggregate(at[t], k=5).get(k) for k in _LORO_KEYS}} for t in grid]
-    return {"overall": {k: overall.get(k) for k in _LORO_KEYS}, "per_fold": per_fold, "n_items": len(own),
-            "pipeline_curve": curve}
+                per_fold[f["held_out"]] = scores
+    def figures(scores: Sequence[ItemScore]) -> dict[str, float | None]:
+        m = aggregate(scores, k=5)
+        return {k: m.get(k) for k in _LORO_KEYS}
+
+    return {"overall": figures(own), "per_fold": {g: figures(v) for g, v in per_fold.items()}, "n_items": len(own),
+            "pipeline_curve": [{"threshold": t, **figures(at[t])} for t in grid]}
 
 
 _LORO_KEYS = ("fact_recall", "fact_exact", "false_refusal_rate", "refusal_accuracy", "hit@1", "answer_chars_p50")
