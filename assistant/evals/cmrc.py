@@ -23,6 +23,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -101,6 +102,11 @@ class CmrcRun:
     chosen: dict[str, float] | None
     config: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+
+    @cached_property
+    def ci(self) -> dict[str, tuple[float, float]]:
+        """Our figures' 95% intervals (:func:`intervals`), computed once for every view of the run."""
+        return intervals(self.items)
 
 
 
@@ -367,7 +373,10 @@ def choose_threshold(grid: Sequence[dict[str, float]]) -> dict[str, float] | Non
 INTERVAL_KEYS = ("contains_gold", "false_refusal_rate", "refusal_accuracy")
 
 
-def intervals(items: Sequence[ItemResult], *, n_boot: int = 2000, seed: int = 0,
+N_BOOT = 2000  # bootstrap draws
+
+
+def intervals(items: Sequence[ItemResult], *, n_boot: int = N_BOOT, seed: int = 0,
               level: float = 0.95) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap intervals for :data:`INTERVAL_KEYS`, resampling *passages*: the
     questions on one passage share its wording and mostly its fate (a withheld passage's
@@ -447,9 +456,9 @@ def summary_rows(run: CmrcRun) -> list[tuple[str, str, str]]:
 
 def interval_line(run: CmrcRun) -> str:
     """Our figures with their 95% intervals (bootstrap over passages), as one line of text."""
-    ci = intervals(run.items)
+    ci = run.ci
     parts = [f"{k} {run.metrics[k]:.3f} [{ci[k][0]:.3f}, {ci[k][1]:.3f}]" for k in INTERVAL_KEYS if k in ci]
-    return "95% intervals (bootstrap over passages, 2,000 draws): " + "; ".join(parts) + "."
+    return f"95% intervals (bootstrap over passages, {N_BOOT:,} draws): " + "; ".join(parts) + "."
 
 
 def write_cmrc_report(run: CmrcRun, out_dir: str | Path) -> Path:
@@ -459,7 +468,7 @@ def write_cmrc_report(run: CmrcRun, out_dir: str | Path) -> Path:
         d = d.with_name(d.name + "x")
     d.mkdir(parents=True)
     (d / "metrics.json").write_text(json.dumps(
-        {"ours": run.metrics, "ours_95ci": {k: list(v) for k, v in intervals(run.items).items()},
+        {"ours": run.metrics, "ours_95ci": {k: list(v) for k, v in run.ci.items()},
          "naive": run.naive, "naive_threshold_grid": list(run.grid),
          "naive_chosen": run.chosen, "config": run.config, "seconds": round(run.seconds, 1)},
         ensure_ascii=False, indent=2), encoding="utf-8")
