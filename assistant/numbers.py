@@ -356,9 +356,16 @@ def extract_numbers(text: str) -> list[NumberMention]:
     [('2019年', 2019.0, '年', 'year'), ('6.47万人', 64700.0, '人', 'number'), ('80%', 80.0, '%', 'number'), \
 ('90%', 90.0, '%', 'number')]
     """
+    return list(_numbers(text))
+
+
+@lru_cache(maxsize=16384)
+def _numbers(text: str) -> tuple[NumberMention, ...]:
+    """:func:`extract_numbers`, cached: the answerer reads the same report sentences and
+    clauses for question after question (and twice in one when it widens an inferred filter)."""
     t = fold(text)
     mentions = _inherit_units(_raw_mentions(text), t)
-    return [replace(n, kind=_calendar_kind(n, t)) for n in mentions]
+    return tuple(replace(n, kind=_calendar_kind(n, t)) for n in mentions)
 
 
 def numbers_to_check(text: str) -> list[NumberMention]:
