@@ -207,6 +207,31 @@ def test_calibration_weighs_the_evidence_the_answer_is_drawn_from(assistant: Ass
     assert any(c.sc.chunk.source_path.endswith("pharmacy_2023.txt") and "12家" in c.text for c in weighed)
 
 
+def test_calibration_collects_when_the_model_predates_a_new_signal(tmp_path: Path, corpus: Path) -> None:
+    # After a signal is added, the packaged model no longer matches the features and the
+    # answerer refuses to load it ("Refit it"); the refit must still be able to collect its
+    # records, which do not depend on the model.
+    import json
+
+    from assistant.errors import ConfigError
+    from assistant.evals.calibrate import _evidence, for_collecting
+    from assistant.evidence import FEATURES
+
+    old = {"features": list(FEATURES[:-1]), "weights": [0.0] * (len(FEATURES) - 1), "bias": 0.0, "threshold": 0.5}
+    path = tmp_path / "old_model.json"
+    path.write_text(json.dumps(old), encoding="utf-8")
+    settings = make_settings(tmp_path / "data")
+    settings = settings.model_copy(update={"answer": settings.answer.model_copy(update={"model_path": path})})
+    a = Assistant(settings, embedder=HashEmbedder())
+    assert a.ingest([corpus]).ok
+    with pytest.raises(ConfigError, match="other features"):
+        _ = a.answer_stage
+    weighed = _evidence(for_collecting(a), "2023年街道新建了几个健康小屋?")
+    assert any("4个" in c.text for c in weighed)
+    ok = Assistant(make_settings(tmp_path / "data2"), embedder=HashEmbedder())
+    assert for_collecting(ok) is ok  # a model that loads is kept
+
+
 def test_a_prepared_question_is_answered_as_asked_by_any_answer_model(assistant: Assistant) -> None:
     # Comparing refusal thresholds searches each question once (Assistant.respond) and answers
     # it with the assistant moved to another model (with_answer_model): the same answer as

@@ -94,6 +94,20 @@ def _evidence(assistant: Assistant, question: str) -> list[Candidate]:
     return [c for c in ev if eligible(c, req.info)]
 
 
+def for_collecting(assistant: Assistant) -> Assistant:
+    """``assistant``, able to collect records whatever sentence model it was given. Records hold
+    each candidate's features and labels, and both evidence pools whatever the threshold, so
+    they do not depend on the model; one fitted on other features than this version computes
+    (the model a refit is to replace, after a signal was added) gives way to a neutral one."""
+    from assistant.errors import ConfigError
+
+    try:
+        _ = assistant.answer_stage
+    except ConfigError:
+        return assistant.with_answer_model(SentenceModel(tuple(0.0 for _ in FEATURES), 0.0, 0.5))
+    return assistant
+
+
 def collect_cmrc(assistant: Assistant, items: Sequence[Any],
                  progress: Callable[[int, int], None] | None = None) -> list[QRecord]:
     """Records for CMRC items (:class:`assistant.evals.cmrc.Item`)."""
@@ -455,7 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     t0 = time.time()
     corpus = args.corpus or [seeds_dir(), *[p for p in [Path("evals/tuning/reports")] if p.is_dir()]]
-    seeds = eval_assistant(Assistant(Settings()), corpus)
+    seeds = for_collecting(eval_assistant(Assistant(Settings()), corpus))
     gold_files = args.gold or [gold_path(), *[p for p in [Path("evals/paraphrase_gold.jsonl"),
                                                            Path("evals/tuning/gold.jsonl")] if p.is_file()]]
     gold = [item for f in gold_files for item in load_gold(f)]
@@ -474,7 +488,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tune_items = random.Random(7).sample(pool, min(args.n_tune, len(pool)))
         print(f"cmrc tuning questions: {len(tune_items)} (eval sample of {len(eval_ids)} excluded)",
               file=sys.stderr)
-        cmrc_records = collect_cmrc(cmrc.cmrc_assistant(indexed), tune_items)
+        cmrc_records = collect_cmrc(for_collecting(cmrc.cmrc_assistant(indexed)), tune_items)
         if args.records:
             save_records(args.records, cmrc_records)
     # The gate reads retrieval similarity above the embedder's floor: record both, so an
