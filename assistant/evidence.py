@@ -50,7 +50,7 @@ FEATURES: tuple[str, ...] = (
     "unknown_mass", "rarest_in_chunk", "names_in_chunk", "names_in_sentence", "sectioned",
     "q_bigram", "q_bigram_ctx", "q_bigram_chunk", "align", "align_left", "align_right", "subject_lead",
     "subject_chunk", "piece_min", "label_line", "names_missing", "list_items", "ids_missing",
-    "sent_sim_spread", "focus_char_cover", "sent_dense",
+    "sent_sim_spread", "focus_char_cover", "sent_dense", "doc_lead",
 )
 
 _CLAUSE_RE = re.compile(r"[,，;；:：]")
@@ -257,7 +257,7 @@ def states_figure(s_text: str, weights: dict[str, float], keys: set[str],
         if wants_rate and not any(n.unit in ("%", "‰") or "成" in n.raw for n in nums):
             continue  # a rate is stated as a percentage, not as "三个全覆盖"
         text = (clauses[i - 1] if i else "") + cl
-        window = set(tokenize(text))
+        window = set(_term_set(tokenize, text))
         c = cover(window, weights)
         if (keys & window and c >= 0.25) or c >= 0.45:
             return True
@@ -304,6 +304,13 @@ def has_answer_type(kind: str | None, text: str, tokens: Sequence[str], units: C
     if kind == "place":
         return any((word_tag(t) or "") in _PLACE_TAGS for t in tokens) or bool(_PLACE_SUFFIX_RE.search(text))
     return True
+
+
+@lru_cache(maxsize=16384)
+def _term_set(tokenize: Callable[[str], list[str]], text: str) -> frozenset[str]:
+    """The terms of a report's clause, heading or title, cached like :func:`_sentences`: they do
+    not depend on the question (jieba was a quarter of the answerer's time re-cutting them)."""
+    return frozenset(tokenize(text))
 
 
 @lru_cache(maxsize=4096)
@@ -383,6 +390,15 @@ def candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: Keywor
     subject = [normalize(t) for t in list(weights)[:2] if len(t) > 1]
     out: list[Candidate] = []
     top_score = max((sc.score for sc in contexts), default=1.0) or 1.0
+    # How far each document's best retrieval cosine leads the best of every other document
+    # (a query-performance signal: the report that states the answer stands out; when it is
+    # missing, siblings about neighbouring things tie). With no other document retrieved the
+    # competitor is the embedder's floor.
+    doc_best: dict[str, float] = {}
+    for sc in contexts:
+        d = _above_floor(sc.dense_score, floor) if sc.dense_score is not None else 0.0
+        doc_best[sc.chunk.doc_id] = max(doc_best.get(sc.chunk.doc_id, 0.0), d)
+    lead = {doc: v - max((w for o, w in doc_best.items() if o != doc), default=0.0) for doc, v in doc_best.items()}
     split = [_sentences(sc.chunk.chunk_id, sc.chunk.text, tokenize) for sc in contexts]
     sims = [list(similarity(sc.chunk, sp[1])) if similarity is not None else [0.0] * len(sp[1])
             for sc, sp in zip(contexts, split, strict=True)]
@@ -396,12 +412,12 @@ def candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: Keywor
         n = len(texts)
         local = {t: math.log(1 + n / (1 + sum(any(g in s for g in grams[t]) for s in norms))) / math.log(1 + n)
                  if n > 1 else 1.0 for t in weights}
-        heading_terms = set(tokenize(" ".join(ch.section_path)))
+        heading_terms = set(_term_set(tokenize, " ".join(ch.section_path)))
         head_cover = cover(heading_terms, weights)
         # Does the chunk as a whole speak of what is asked (a passage about another topic
         # that happens to share a word does not)?
         whole = normalize(f"{ch.title} {' '.join(ch.section_path)} {ch.text}")
-        chunk_cov = cover(set().union(*term_sets, heading_terms, set(tokenize(ch.title))), weights)
+        chunk_cov = cover(set().union(*term_sets, heading_terms, _term_set(tokenize, ch.title)), weights)
         chunk_char = _char_cover(whole, grams, weights)
         chunk_key = sum(any(g in whole for g in grams[k]) for k in keys) / len(keys) if keys else 0.0
         dense = _above_floor(sc.dense_score, floor) if sc.dense_score is not None else 0.0
@@ -465,6 +481,7 @@ def candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: Keywor
                 float(bool(ch.section_path)), *shape_feats, spread(sim),
                 _char_cover(s_norm, grams, focus) if focus else 0.0,
                 _above_floor(sim, floor) if similarity is not None else 0.0,  # sent_dense
+                lead[ch.doc_id],
             )
             out.append(Candidate(rank, sc, ch.start + a, ch.start + b, s_text, feats, has_num, key_hit))
     if similarity is not None and info.foreign and not info.bridge and out:
@@ -502,7 +519,7 @@ GATE_FEATURES: tuple[str, ...] = (
     "rank_logit", "margin", "term_cover_ctx", "chunk_cover", "chunk_char_cover", "chunk_key", "names_in_chunk",
     "names_in_sentence", "unknown_mass", "dense", "type_miss", "type_match", "figure_key", "heading_cover",
     "sectioned", "q_bigram", "q_bigram_chunk", "align", "subject_chunk", "piece_min", "names_missing", "list_items",
-    "ids_missing", "sent_dense",
+    "ids_missing", "sent_dense", "doc_lead",
 )
 #: Where the gate's signals (after the rank score and margin) sit in a feature row.
 GATE_COLUMNS = tuple(FEATURES.index(g) for g in GATE_FEATURES[2:])

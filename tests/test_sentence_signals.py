@@ -149,3 +149,31 @@ def test_what_the_question_asks_beyond_the_reports_title_picks_the_sentence(tmp_
     assert focus["全村耕"] > 0.0 == focus["石琅岙"]
     # the packaged model's ranker puts the answering sentence first
     assert score(cands, a.answer_stage.model)[0].text.startswith("全村耕地多种植")
+
+
+def test_doc_lead_says_how_far_the_best_document_stands_out() -> None:
+    # Retrieval cosines above the embedder's floor (0.8): the report that states the answer
+    # stands out; siblings about neighbouring things tie; a lone report leads the floor.
+    from assistant.evidence import FEATURES, candidates
+    from assistant.retrieval import KeywordIndex
+    from assistant.types import Chunk, ScoredChunk
+
+    def sc(doc: str, text: str, dense: float) -> ScoredChunk:
+        c = Chunk(chunk_id=f"{doc}#0", doc_id=doc, text=text, start=0, end=len(text), section_path=(),
+                  heading="", title=doc, city=None, doc_years=(), year=None, role="unknown", departments=(),
+                  token_count=0, embed_text=text)
+        return ScoredChunk(c, 1.0, dense_score=dense)
+
+    def leads(*contexts: ScoredChunk) -> list[tuple[str, float]]:
+        kw = KeywordIndex([s.chunk.chunk_id for s in contexts], [tokenize(s.chunk.text) for s in contexts])
+        cands = candidates(QueryInfo(question="青石桥的设计者是谁？"), contexts, kw, tokenize, floor=0.8)
+        i = FEATURES.index("doc_lead")
+        return [(c.sc.chunk.doc_id, c.features[i]) for c in cands]
+
+    ahead = dict(leads(sc("a", "青石桥由本地工匠设计。", 0.95), sc("b", "白石桥建于清代。", 0.85)))
+    assert ahead["a"] == pytest.approx(0.5) and ahead["b"] == pytest.approx(-0.5)
+    tie = dict(leads(sc("a", "青石桥由本地工匠设计。", 0.90), sc("b", "白石桥由本地工匠设计。", 0.90)))
+    assert tie == {"a": pytest.approx(0.0), "b": pytest.approx(0.0)}
+    # a report's own other chunks are no competitor; with none else the floor is
+    alone = leads(sc("a", "青石桥由本地工匠设计。", 0.90), sc("a", "青石桥长三十米。", 0.86))
+    assert alone == [("a", pytest.approx(0.5))] * 2
