@@ -394,9 +394,9 @@ def candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: Keywor
     # (a query-performance signal: the report that states the answer stands out; when it is
     # missing, siblings about neighbouring things tie). With no other document retrieved the
     # competitor is the embedder's floor.
+    dense_of = [_above_floor(sc.dense_score, floor) if sc.dense_score is not None else 0.0 for sc in contexts]
     doc_best: dict[str, float] = {}
-    for sc in contexts:
-        d = _above_floor(sc.dense_score, floor) if sc.dense_score is not None else 0.0
+    for sc, d in zip(contexts, dense_of, strict=True):
         doc_best[sc.chunk.doc_id] = max(doc_best.get(sc.chunk.doc_id, 0.0), d)
     lead = {doc: v - max((w for o, w in doc_best.items() if o != doc), default=0.0) for doc, v in doc_best.items()}
     split = [_sentences(sc.chunk.chunk_id, sc.chunk.text, tokenize) for sc in contexts]
@@ -420,7 +420,7 @@ def candidates(info: QueryInfo, contexts: Sequence[ScoredChunk], keyword: Keywor
         chunk_cov = cover(set().union(*term_sets, heading_terms, _term_set(tokenize, ch.title)), weights)
         chunk_char = _char_cover(whole, grams, weights)
         chunk_key = sum(any(g in whole for g in grams[k]) for k in keys) / len(keys) if keys else 0.0
-        dense = _above_floor(sc.dense_score, floor) if sc.dense_score is not None else 0.0
+        dense = dense_of[rank]
         rarest_in = float(rarest is not None and normalize(rarest) in whole)
         names_in = sum(n in whole for n in names) / len(names) if names else 0.0
         lw = {t: weights[t] * local[t] for t in weights}

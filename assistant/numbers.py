@@ -362,7 +362,8 @@ def extract_numbers(text: str) -> list[NumberMention]:
 @lru_cache(maxsize=16384)
 def _numbers(text: str) -> tuple[NumberMention, ...]:
     """:func:`extract_numbers`, cached: the answerer reads the same report sentences and
-    clauses for question after question (and twice in one when it widens an inferred filter)."""
+    clauses for question after question (and twice in one when it widens an inferred filter),
+    and the verifier the same sources."""
     t = fold(text)
     mentions = _inherit_units(_raw_mentions(text), t)
     return tuple(replace(n, kind=_calendar_kind(n, t)) for n in mentions)
@@ -375,11 +376,6 @@ def numbers_to_check(text: str) -> list[NumberMention]:
     ['5个']
     """
     return [n for n in extract_numbers(text) if not n.is_year]
-
-
-@lru_cache(maxsize=512)
-def _source_mentions(source_text: str) -> tuple[NumberMention, ...]:
-    return tuple(extract_numbers(source_text))
 
 
 def _units_compatible(a: str, b: str) -> bool:
@@ -420,7 +416,7 @@ def number_supported(mention: NumberMention, source_text: str, *, allow_rounding
     >>> number_supported(extract_numbers("达百分之八十")[0], "覆盖率达80%。")
     True
     """
-    return any(_same_number(mention, s, allow_rounding) for s in _source_mentions(source_text))
+    return any(_same_number(mention, s, allow_rounding) for s in _numbers(source_text))
 
 
 def units_compatible(a: str, b: str) -> bool:
@@ -437,7 +433,7 @@ def same_number(a: NumberMention, b: NumberMention) -> bool:
 def supporting_mentions(mention: NumberMention, source_text: str, *,
                         allow_rounding: bool = False) -> list[NumberMention]:
     """The mentions in ``source_text`` that state the same number as ``mention``."""
-    return [s for s in _source_mentions(source_text) if _same_number(mention, s, allow_rounding)]
+    return [s for s in _numbers(source_text) if _same_number(mention, s, allow_rounding)]
 
 
 # --- ranks ------------------------------------------------------------------------------------
